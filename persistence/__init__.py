@@ -1,0 +1,1 @@
+"""Everything that touches the ObjectStore: keys, codec, envelopes, records, the state store."""

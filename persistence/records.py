@@ -1,0 +1,271 @@
+"""Record types: the facts the template persists, and nothing else.
+
+Every record is a frozen dataclass made of plain values (str, int, float, bool, date, datetime, Decimal,
+enums, tuples of those, nested records). Derived or temporary values (prices, buying power, counters that
+can be recomputed) have no field here, and `FORBIDDEN_FIELDS` makes sure none is ever added: a stored
+body that carries one is refused by `records_codec.record_from_body` and quarantined.
+
+Each record knows its storage *name* (`record_name`), which the key builder turns into an ObjectStore key.
+One fact has one home: positions can be rebuilt from their entry group, risk folds closed positions by id,
+so a crash that flushes only some keys still loads into a state recovery can make consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Optional, Tuple, Union
+
+
+class StrategyState(str, Enum):
+    WAITING = "WAITING"  # flat, looking for an entry
+    ENTERING = "ENTERING"  # entry group written ahead and (being) submitted
+    ACTIVE = "ACTIVE"  # position open and managed
+    EXITING = "EXITING"  # exit (or rollback) group submitted
+    CLOSED = "CLOSED"  # cycle finished; the next transition is back to WAITING
+    ERROR = "ERROR"  # something failed; no new orders until recovery
+    RECOVERING = "RECOVERING"  # start-up recovery or an adopted untracked position
+
+
+class Right(str, Enum):
+    PUT = "P"
+    CALL = "C"
+
+
+class LegStatus(str, Enum):
+    PENDING = "PENDING"  # saved, not yet submitted
+    SUBMITTED = "SUBMITTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    INVALID = "INVALID"
+
+
+class GroupPurpose(str, Enum):
+    ENTRY = "ENTRY"
+    EXIT = "EXIT"
+    ROLLBACK = "ROLLBACK"  # closes the filled legs of an incomplete group
+    COMPLETION = "COMPLETION"  # re-submits the pending legs of an incomplete group
+
+
+class GroupStatus(str, Enum):
+    PENDING = "PENDING"  # written ahead; no order placed yet
+    SUBMITTED = "SUBMITTED"  # orders placed, nothing filled yet
+    INCOMPLETE = "INCOMPLETE"  # some legs (or part of a leg) filled, others not
+    FILLED = "FILLED"  # every leg fully filled
+    CANCELED = "CANCELED"  # nothing filled and nothing open any more
+    FAILED = "FAILED"  # refused (invalid) or abandoned with nothing filled
+    RESOLVED = "RESOLVED"  # an incomplete group whose recovery group finished (completion or rollback)
+
+
+class PositionStatus(str, Enum):
+    OPEN = "OPEN"
+    CLOSING = "CLOSING"
+    CLOSED = "CLOSED"
+
+
+class BreakerLevel(str, Enum):
+    NONE = "NONE"
+    HALVE = "HALVE"  # drawdown past the first threshold: new positions at half size
+    NO_NEW = "NO_NEW"  # no new entries
+    CLOSE_ALL = "CLOSE_ALL"  # close everything and pause
+
+
+@dataclass(frozen=True)
+class TransitionEntry:
+    from_state: StrategyState
+    to_state: StrategyState
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class StrategyStateRecord:
+    strategy_id: str
+    state: StrategyState
+    previous: Optional[StrategyState]
+    changed_at: datetime
+    reason: str
+    history: Tuple[TransitionEntry, ...] = ()  # bounded by the strategy (newest last)
+    position_id: Optional[str] = None  # the position this cycle is about
+    group_id: Optional[str] = None  # the order group in flight (entry, exit, rollback, completion)
+    last_entry_day: Optional[date] = None  # the trading day of the last entry: no second entry that day/cycle
+    params_hash: str = ""
+
+    @property
+    def record_name(self) -> str:
+        return f"strategy-{self.strategy_id}"
+
+
+@dataclass(frozen=True)
+class LegRecord:
+    """One leg of an order group. `quantity` is signed (+ buy, - sell) per one unit of the group."""
+
+    symbol: str  # contract key, see strategies.contracts.contract_key
+    underlying: str
+    right: Right
+    strike: float
+    expiry: date
+    quantity: int  # total signed quantity of this leg (already multiplied by the group quantity)
+    filled_quantity: int = 0  # signed, same sign as quantity, |filled| <= |quantity|
+    avg_fill_price: float = 0.0
+    status: LegStatus = LegStatus.PENDING
+    order_ids: Tuple[int, ...] = ()  # LEAN order ids, valid only inside OrderGroupRecord.run_id
+    broker_ids: Tuple[str, ...] = ()
+    fill_keys: Tuple[str, ...] = ()  # applied fill events "run/order_id/event_id", newest last, bounded
+
+
+@dataclass(frozen=True)
+class OrderGroupRecord:
+    group_id: str  # also the order tag, so events map to the group even before order ids are known
+    strategy_id: str
+    purpose: GroupPurpose
+    position_id: str
+    legs: Tuple[LegRecord, ...]
+    status: GroupStatus
+    created_at: datetime
+    updated_at: datetime
+    run_id: str  # the run whose LEAN order ids the legs hold
+    parent_group_id: Optional[str] = None  # for ROLLBACK/COMPLETION: the incomplete group they resolve
+    decision: Optional[str] = None  # recovery decision text, persisted before acting on it
+
+    @property
+    def record_name(self) -> str:
+        return f"group-{self.group_id}"
+
+
+@dataclass(frozen=True)
+class ContractRecord:
+    symbol: str
+    right: Right
+    strike: float
+    expiry: date
+    quantity: int  # signed contracts held by this position
+
+
+@dataclass(frozen=True)
+class PositionRecord:
+    position_id: str
+    strategy_id: str
+    entry_group_id: str
+    entry_time: datetime
+    entry_price: float  # net price per unit of the structure; negative = credit received
+    contracts: Tuple[ContractRecord, ...]
+    expiry: date  # nearest expiry among the contracts
+    strikes: Tuple[float, ...]
+    entry_vix: Optional[float]
+    profit_target: float  # in account currency, for the whole position
+    max_loss: float  # in account currency, positive number
+    params_hash: str
+    status: PositionStatus = PositionStatus.OPEN
+    exit_time: Optional[datetime] = None
+    realized_pnl: Optional[float] = None
+    note: str = ""  # e.g. "adopted by recovery", "quantity mismatch resolved"
+
+    @property
+    def record_name(self) -> str:
+        return f"position-{self.position_id}"
+
+
+@dataclass(frozen=True)
+class RiskRecord:
+    peak_equity: float
+    drawdown: float  # fraction (0.12 = 12 %) at the last update
+    consecutive_losses: int
+    daily_loss: float  # realised loss today, positive number, in account currency
+    daily_loss_day: Optional[date]
+    correlation_score: float  # positions per correlation group over the group's limit, max over groups
+    breaker: BreakerLevel
+    breaker_since: Optional[datetime]
+    applied_position_ids: Tuple[str, ...]  # closed positions already folded in (bounded, newest last)
+    updated_at: datetime
+
+    @property
+    def record_name(self) -> str:
+        return "risk"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    kind: str  # e.g. "recovery", "quarantine", "orphan-cleaned", "save-failed", "breaker"
+    message: str
+    ref: str = ""  # record name or group id the entry is about
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    entries: Tuple[AuditEntry, ...]  # bounded by count and bytes, newest last
+
+    @property
+    def record_name(self) -> str:
+        return "audit"
+
+
+Record = Union[StrategyStateRecord, OrderGroupRecord, PositionRecord, RiskRecord, AuditRecord]
+
+# schema name per record type; the envelope carries it and the loader dispatches on it
+SCHEMA_OF = {
+    StrategyStateRecord: "strategy_state",
+    OrderGroupRecord: "order_group",
+    PositionRecord: "position",
+    RiskRecord: "risk",
+    AuditRecord: "audit",
+}
+
+# Names that mean a derived or temporary value. A record type must never declare one, and a stored body
+# that carries one is refused (it is not ours, or it was written by a buggy fork).
+FORBIDDEN_FIELDS = frozenset(
+    {
+        "current_price",
+        "last_price",
+        "price",
+        "bid",
+        "ask",
+        "mid",
+        "market_value",
+        "unrealized_pnl",
+        "buying_power",
+        "margin_remaining",
+        "tick_count",
+        "ticks",
+        "bar_count",
+        "greeks",
+        "delta",
+        "iv",
+    }
+)
+
+
+def _check_no_forbidden_fields() -> None:
+    for cls in list(SCHEMA_OF) + [LegRecord, ContractRecord, TransitionEntry, AuditEntry]:
+        assert is_dataclass(cls)
+        bad = {f.name for f in fields(cls)} & FORBIDDEN_FIELDS
+        if bad:
+            raise TypeError(f"{cls.__name__} declares derived fields {sorted(bad)}; records hold facts only")
+
+
+_check_no_forbidden_fields()
+
+__all__ = [
+    "AuditEntry",
+    "AuditRecord",
+    "BreakerLevel",
+    "ContractRecord",
+    "FORBIDDEN_FIELDS",
+    "GroupPurpose",
+    "GroupStatus",
+    "LegRecord",
+    "LegStatus",
+    "OrderGroupRecord",
+    "PositionRecord",
+    "PositionStatus",
+    "Record",
+    "Right",
+    "RiskRecord",
+    "SCHEMA_OF",
+    "StrategyState",
+    "StrategyStateRecord",
+    "TransitionEntry",
+]

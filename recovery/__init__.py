@@ -1,0 +1,1 @@
+"""What runs on start: incomplete order groups and reconciliation, as pure decisions."""

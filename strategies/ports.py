@@ -1,0 +1,148 @@
+"""What the trading side needs from LEAN, as plain data and protocols.
+
+main.py (the only module that imports LEAN) turns LEAN objects into these and implements the protocols;
+the tests drive the same code through the offline harness, which runs the unchanged main.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import List, Mapping, Optional, Protocol, Sequence, Tuple
+
+from persistence.records import Right
+
+
+@dataclass(frozen=True)
+class OptionQuote:
+    """One contract of a chain at one moment: used to select strikes and to mark positions."""
+
+    symbol: str  # contract_key(underlying, expiry, right, strike)
+    underlying: str
+    right: Right
+    strike: float
+    expiry: date
+    bid: float
+    ask: float
+    delta: Optional[float]  # None when the data has no greeks: selection falls back to the percent rule
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2.0
+
+
+class MarketView(Protocol):
+    """The market as of the current slice. Times are naive New York time, like LEAN's `self.time`."""
+
+    @property
+    def now(self) -> datetime: ...
+
+    @property
+    def underlying(self) -> str: ...
+
+    @property
+    def price(self) -> Optional[float]:
+        """Last underlying price; None before the first bar."""
+        ...
+
+    @property
+    def open_price(self) -> Optional[float]:
+        """Today's regular-session open of the underlying; None before 09:31."""
+        ...
+
+    @property
+    def vix(self) -> Optional[float]: ...
+
+    @property
+    def equity(self) -> float:
+        """Total portfolio value."""
+        ...
+
+    @property
+    def market_open(self) -> bool: ...
+
+    def chain(self) -> Sequence[OptionQuote]:
+        """The option chain now (may be empty). Built on demand: only call it when deciding."""
+        ...
+
+    def quote(self, symbol: str) -> Optional[OptionQuote]:
+        """The current quote of one contract we hold or ordered, if the data has one."""
+        ...
+
+
+@dataclass(frozen=True)
+class LegSpec:
+    """A leg to order: signed quantity per one unit of the combo."""
+
+    symbol: str
+    underlying: str
+    right: Right
+    strike: float
+    expiry: date
+    quantity: int
+
+
+@dataclass(frozen=True)
+class SubmittedOrder:
+    symbol: str
+    order_id: int
+    broker_ids: Tuple[str, ...] = ()
+
+
+class EventStatus(str, Enum):
+    NEW = "NEW"
+    SUBMITTED = "SUBMITTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    INVALID = "INVALID"
+    CANCEL_PENDING = "CANCEL_PENDING"
+    UPDATE_SUBMITTED = "UPDATE_SUBMITTED"
+
+
+@dataclass(frozen=True)
+class OrderEventData:
+    """One LEAN OrderEvent, converted. `fill_quantity` is signed and is the fill of this event only."""
+
+    order_id: int
+    event_id: int  # OrderEvent.id: 1, 2, 3… within the order; (order_id, event_id) unique within a run
+    symbol: str  # contract key
+    status: EventStatus
+    fill_quantity: int
+    fill_price: float
+    tag: str  # our group id, when the order still carries it
+    utc_time: datetime
+    broker_ids: Tuple[str, ...] = ()
+    is_assignment: bool = False
+    message: str = ""
+
+
+class BrokerPort(Protocol):
+    """Order placement and holdings. Implemented by main.py over QCAlgorithm."""
+
+    @property
+    def run_id(self) -> str:
+        """Identifies this run; LEAN order ids are only meaningful inside one run."""
+        ...
+
+    def submit_combo(self, legs: Sequence[LegSpec], tag: str) -> List[SubmittedOrder]:
+        """Place all legs as one combo market order tagged `tag`. Order events may arrive (re-entrantly)
+        before this returns. Returns one SubmittedOrder per leg; an empty list means refused."""
+        ...
+
+    def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
+        """Place one leg as a market order (used to complete or roll back single legs)."""
+        ...
+
+    def cancel(self, order_id: int) -> None: ...
+
+    def holdings(self) -> Mapping[str, int]:
+        """Signed contract quantities of every option position held, by contract key."""
+        ...
+
+    def open_order_ids(self) -> Sequence[int]: ...
+
+    def order_ids_for_broker_id(self, broker_id: str) -> Sequence[int]:
+        """LEAN ids that a live restart gave to an open order we knew by broker id."""
+        ...
