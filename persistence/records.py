@@ -169,6 +169,15 @@ class PositionRecord:
 
 
 @dataclass(frozen=True)
+class DrawdownPoint:
+    """End-of-day figure kept for research and audits (a past fact, not a live value)."""
+
+    day: date
+    equity: float
+    drawdown: float  # fraction below the peak at that day's close
+
+
+@dataclass(frozen=True)
 class RiskRecord:
     peak_equity: float
     drawdown: float  # fraction (0.12 = 12 %) at the last update
@@ -180,6 +189,7 @@ class RiskRecord:
     breaker_since: Optional[datetime]
     applied_position_ids: Tuple[str, ...]  # closed positions already folded in (bounded, newest last)
     updated_at: datetime
+    daily_drawdowns: Tuple[DrawdownPoint, ...] = ()  # one per trading day, bounded (newest last)
 
     @property
     def record_name(self) -> str:
@@ -239,7 +249,7 @@ FORBIDDEN_FIELDS = frozenset(
 
 
 def _check_no_forbidden_fields() -> None:
-    for cls in list(SCHEMA_OF) + [LegRecord, ContractRecord, TransitionEntry, AuditEntry]:
+    for cls in [*SCHEMA_OF, LegRecord, ContractRecord, TransitionEntry, AuditEntry, DrawdownPoint]:
         assert is_dataclass(cls)
         bad = {f.name for f in fields(cls)} & FORBIDDEN_FIELDS
         if bad:
@@ -253,6 +263,7 @@ __all__ = [
     "AuditRecord",
     "BreakerLevel",
     "ContractRecord",
+    "DrawdownPoint",
     "FORBIDDEN_FIELDS",
     "GroupPurpose",
     "GroupStatus",
