@@ -1,0 +1,383 @@
+# region imports
+from AlgorithmImports import *
+# endregion
+"""Crash-safe LEAN template: the one QCAlgorithm subclass, and the only module that imports LEAN.
+
+It is a thin adapter. LEAN objects are turned into the plain data of `strategies.ports` and
+`persistence.ports`; every decision is made by LEAN-free code (`strategies/`, `persistence/`, `recovery/`)
+that the offline tests drive through the same file.
+
+Start sequence (see README "What happens on a restart"):
+1. `initialize`: load all saved state from the ObjectStore, restore the state machines and risk limits,
+   decide what to do with incomplete order groups and persist those decisions. No orders: LEAN rejects
+   orders while `is_warming_up`, which is True during `initialize`.
+2. `on_warmup_finished`: holdings are real now (live holdings arrive after `initialize`): reconcile saved
+   positions with them, then act on the persisted decisions.
+3. Every 5 minutes (around the clock) write what changed; at 15:45 a final save of the day.
+"""
+
+import threading
+
+from persistence.keys import Namespace
+from persistence.ports import ObjectStorePort
+from persistence.records import Right
+from persistence.store import StateStore
+from strategies.contracts import contract_key
+from strategies.engine import TradingEngine
+from strategies.params import Params
+from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
+
+# LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
+_EVENT_STATUS = {
+    OrderStatus.NEW: EventStatus.NEW,
+    OrderStatus.SUBMITTED: EventStatus.SUBMITTED,
+    OrderStatus.PARTIALLY_FILLED: EventStatus.PARTIALLY_FILLED,
+    OrderStatus.FILLED: EventStatus.FILLED,
+    OrderStatus.CANCELED: EventStatus.CANCELED,
+    OrderStatus.INVALID: EventStatus.INVALID,
+    OrderStatus.CANCEL_PENDING: EventStatus.CANCEL_PENDING,
+    OrderStatus.UPDATE_SUBMITTED: EventStatus.UPDATE_SUBMITTED,
+}
+
+# Index options trade on the index's own chain (SPX -> SPXW weeklies/dailies); everything else is an equity option.
+_INDEX_OPTION_TARGETS = {"SPX": "SPXW", "NDX": "NDXP", "RUT": "RUTW"}
+
+
+class LeanObjectStore(ObjectStorePort):
+    """ObjectStorePort over QCAlgorithm.object_store (text only; save's bool is passed through)."""
+
+    def __init__(self, algorithm: QCAlgorithm) -> None:
+        self._algorithm = algorithm
+        self._last_saved_key = ""
+
+    def save(self, key: str, text: str) -> bool:
+        saved = bool(self._algorithm.object_store.save(key, text))
+        if saved:
+            self._last_saved_key = key
+        return saved
+
+    def read(self, key: str) -> str:
+        return str(self._algorithm.object_store.read(key))
+
+    def contains_key(self, key: str) -> bool:
+        return bool(self._algorithm.object_store.contains_key(key))
+
+    def delete(self, key: str) -> bool:
+        return bool(self._algorithm.object_store.delete(key))
+
+    def keys(self) -> List[str]:
+        return [str(key) for key in self._algorithm.object_store.keys]
+
+    def flush(self) -> bool:
+        # LocalObjectStore.GetFilePath(existing key) persists every pending save synchronously; it is the only
+        # flush Python can reach. QC Cloud's store is not public, so there we cannot promise anything.
+        if self._algorithm.deployment_target != DeploymentTarget.LOCAL_PLATFORM or not self._last_saved_key:
+            return False
+        self._algorithm.object_store.get_file_path(self._last_saved_key)
+        return True
+
+
+class LeanLog:
+    def __init__(self, algorithm: QCAlgorithm) -> None:
+        self._algorithm = algorithm
+
+    def info(self, message: str) -> None:
+        self._algorithm.log(message)
+
+    def error(self, message: str) -> None:
+        self._algorithm.error(message)
+
+
+def _right(option_right: OptionRight) -> Right:
+    return Right.PUT if option_right == OptionRight.PUT else Right.CALL
+
+
+def _key_of(symbol: Symbol) -> str:
+    """contract_key of an option Symbol; the plain ticker for anything else."""
+    if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+        return str(symbol.value)
+    return contract_key(
+        str(symbol.underlying.value), symbol.id.date.date(), _right(symbol.id.option_right), float(symbol.id.strike_price)
+    )
+
+
+class LeanMarketView:
+    """MarketView of the current slice. The chain is converted only when a strategy asks for it."""
+
+    def __init__(self, algorithm: "CrashSafeTemplate", data: Optional[Slice]) -> None:
+        self._algorithm = algorithm
+        self._data = data
+        self._chain: Optional[List[OptionQuote]] = None
+
+    @property
+    def now(self) -> datetime:
+        return self._algorithm.time
+
+    @property
+    def underlying(self) -> str:
+        return self._algorithm.underlying_ticker
+
+    @property
+    def price(self) -> Optional[float]:
+        price = float(self._algorithm.securities[self._algorithm.underlying_symbol].price)
+        return price if price > 0 else None
+
+    @property
+    def open_price(self) -> Optional[float]:
+        return self._algorithm.session_open
+
+    @property
+    def vix(self) -> Optional[float]:
+        symbol = self._algorithm.vix_symbol
+        if symbol is None:
+            return None
+        value = float(self._algorithm.securities[symbol].price)
+        return value if value > 0 else None
+
+    @property
+    def equity(self) -> float:
+        return float(self._algorithm.portfolio.total_portfolio_value)
+
+    @property
+    def market_open(self) -> bool:
+        return bool(self._algorithm.securities[self._algorithm.underlying_symbol].exchange.exchange_open)
+
+    def chain(self) -> Sequence[OptionQuote]:
+        if self._chain is None:
+            self._chain = []
+            chain = self._data.option_chains.get(self._algorithm.option_symbol) if self._data is not None else None
+            if chain is not None:
+                for contract in chain:
+                    quote = self._algorithm.remember_contract(contract)
+                    if quote is not None:
+                        self._chain.append(quote)
+        return self._chain
+
+    def quote(self, symbol: str) -> Optional[OptionQuote]:
+        for quote in self.chain():
+            if quote.symbol == symbol:
+                return quote
+        lean_symbol = self._algorithm.known_symbols.get(symbol)
+        if lean_symbol is None or not self._algorithm.securities.contains_key(lean_symbol):
+            return None
+        security = self._algorithm.securities[lean_symbol]
+        bid, ask = float(security.bid_price), float(security.ask_price)
+        if bid <= 0 and ask <= 0:
+            return None
+        sid = lean_symbol.id
+        return OptionQuote(
+            symbol, self.underlying, _right(sid.option_right), float(sid.strike_price), sid.date.date(), bid, ask, None
+        )
+
+
+class LeanBroker:
+    """BrokerPort over QCAlgorithm orders and holdings."""
+
+    def __init__(self, algorithm: "CrashSafeTemplate") -> None:
+        self._algorithm = algorithm
+
+    @property
+    def run_id(self) -> str:
+        return str(self._algorithm.algorithm_id)
+
+    def submit_combo(self, legs: Sequence[LegSpec], tag: str) -> List[SubmittedOrder]:
+        lean_legs = [Leg.create(self._algorithm.symbol_for(leg), leg.quantity) for leg in legs]
+        # quantity 1: each leg already carries its full signed quantity
+        tickets = self._algorithm.combo_market_order(lean_legs, 1, asynchronous=True, tag=tag)
+        return [
+            SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
+            for ticket in tickets
+            if ticket.status != OrderStatus.INVALID
+        ]
+
+    def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
+        ticket = self._algorithm.market_order(self._algorithm.symbol_for(leg), leg.quantity, asynchronous=True, tag=tag)
+        if ticket.status == OrderStatus.INVALID:
+            return None
+        return SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
+
+    def cancel(self, order_id: int) -> None:
+        self._algorithm.transactions.cancel_order(order_id)
+
+    def holdings(self) -> Mapping[str, int]:
+        held: Dict[str, int] = {}
+        for holding in self._algorithm.portfolio.values():
+            symbol = holding.symbol
+            if holding.invested and symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+                key = _key_of(symbol)
+                self._algorithm.known_symbols[key] = symbol
+                held[key] = int(holding.quantity)
+        return held
+
+    def open_order_ids(self) -> Sequence[int]:
+        return [int(order.id) for order in self._algorithm.transactions.get_open_orders()]
+
+    def order_ids_for_broker_id(self, broker_id: str) -> Sequence[int]:
+        return [int(order.id) for order in self._algorithm.transactions.get_orders_by_brokerage_id(broker_id)]
+
+
+class CrashSafeTemplate(QCAlgorithm):
+    def initialize(self) -> None:
+        self._lock = threading.RLock()
+        start = date.fromisoformat(self.get_parameter("start-date", "2024-01-02"))
+        end = date.fromisoformat(self.get_parameter("end-date", "2024-03-28"))
+        self.set_start_date(start.year, start.month, start.day)
+        self.set_end_date(end.year, end.month, end.day)
+        self.set_cash(float(self.get_parameter("cash", "250000")))
+
+        self.underlying_ticker = self.get_parameter("underlying", "SPY")
+        self.known_symbols: Dict[str, Symbol] = {}
+        self.session_open: Optional[float] = None
+        self._session_day: Optional[date] = None
+        self._add_securities()
+
+        log = LeanLog(self)
+        params = Params.from_parameters(self._parameter_or_none)
+        namespace = Namespace.for_run(
+            project_id=str(self.project_id),
+            live_mode=bool(self.live_mode),
+            run_id=str(self.algorithm_id),
+            resume_run=self.get_parameter("resume-run", ""),
+        )
+        self._store = StateStore(LeanObjectStore(self), namespace, lambda: self.utc_time, log)
+        self._engine = TradingEngine(self._store, LeanBroker(self), params, log)
+        with self._lock:
+            self._engine.start(self.time)
+
+        interval = int(self.get_parameter("save-interval-minutes", "5"))
+        final_hour, final_minute = (int(part) for part in self.get_parameter("final-save-time", "15:45").split(":"))
+        # every_day() + every(): fires around the clock, weekends included, like LEAN does (lean-facts §2.2)
+        self.schedule.on(self.date_rules.every_day(), self.time_rules.every(timedelta(minutes=interval)), self._save_dirty)
+        self.schedule.on(self.date_rules.every_day(), self.time_rules.at(final_hour, final_minute), self._final_save)
+
+    # -- set-up helpers -------------------------------------------------------------------------------------------
+
+    def _parameter_or_none(self, name: str) -> Optional[str]:
+        value = self.get_parameter(name)
+        return None if value is None or value == "" else str(value)
+
+    def _add_securities(self) -> None:
+        ticker = self.underlying_ticker
+        target = _INDEX_OPTION_TARGETS.get(ticker)
+        if target is not None:
+            self.underlying_symbol = self.add_index(ticker, Resolution.MINUTE).symbol
+            option = self.add_index_option(self.underlying_symbol, target, Resolution.MINUTE)
+        else:
+            self.underlying_symbol = self.add_equity(ticker, Resolution.MINUTE).symbol
+            option = self.add_option(ticker, Resolution.MINUTE)
+        # wide enough for LT112's naked puts (~12 % below) and 0DTE's wings; out to ~5 months for 120 DTE
+        option.set_filter(-80, 40, timedelta(0), timedelta(160))
+        self.option_symbol = option.symbol
+        self.vix_symbol: Optional[Symbol] = None
+        if self.get_parameter("use-vix", "true").lower() == "true":
+            self.vix_symbol = self.add_index("VIX", Resolution.MINUTE).symbol
+
+    # -- LEAN symbol bookkeeping (used by the adapters above) -------------------------------------------------------
+
+    def remember_contract(self, contract: OptionContract) -> Optional[OptionQuote]:
+        symbol = contract.symbol
+        key = _key_of(symbol)
+        self.known_symbols[key] = symbol
+        greeks = contract.greeks
+        delta = float(greeks.delta) if greeks is not None else None
+        return OptionQuote(
+            key,
+            self.underlying_ticker,
+            _right(contract.right),
+            float(contract.strike),
+            contract.expiry.date(),
+            float(contract.bid_price),
+            float(contract.ask_price),
+            delta if delta else None,
+        )
+
+    def symbol_for(self, leg: LegSpec) -> Symbol:
+        """The LEAN Symbol of a leg, rebuilt from its stored fields after a restart, and subscribed."""
+        symbol = self.known_symbols.get(leg.symbol)
+        if symbol is None:
+            right = OptionRight.PUT if leg.right == Right.PUT else OptionRight.CALL
+            style = OptionStyle.EUROPEAN if self.underlying_ticker in _INDEX_OPTION_TARGETS else OptionStyle.AMERICAN
+            expiry = datetime(leg.expiry.year, leg.expiry.month, leg.expiry.day)
+            target = _INDEX_OPTION_TARGETS.get(self.underlying_ticker)
+            if target is not None:
+                symbol = Symbol.create_option(self.underlying_symbol, target, Market.USA, style, right, leg.strike, expiry)
+            else:
+                symbol = Symbol.create_option(self.underlying_symbol, Market.USA, style, right, leg.strike, expiry)
+            self.known_symbols[leg.symbol] = symbol
+        if not self.securities.contains_key(symbol):
+            if symbol.security_type == SecurityType.INDEX_OPTION:
+                self.add_index_option_contract(symbol, Resolution.MINUTE)
+            else:
+                self.add_option_contract(symbol, Resolution.MINUTE)
+        return symbol
+
+    # -- LEAN event handlers ---------------------------------------------------------------------------------------
+
+    def on_warmup_finished(self) -> None:
+        with self._lock:
+            self._engine.on_warmup_finished(LeanMarketView(self, None))
+
+    def on_data(self, data: Slice) -> None:
+        if self.is_warming_up:
+            return
+        with self._lock:
+            self._track_session_open(data)
+            self._engine.on_market(LeanMarketView(self, data))
+
+    def on_order_event(self, order_event: OrderEvent) -> None:
+        # An exception escaping here stops the algorithm (lean-facts §3.2): the engine never raises, and the
+        # conversion is guarded too.
+        with self._lock:
+            try:
+                event = self._convert(order_event)
+            except Exception as error:  # must not escape into LEAN
+                self.error(f"order event {order_event.order_id} could not be read: {error!r}")
+                return
+            self._engine.on_order_event(event)
+
+    def on_end_of_algorithm(self) -> None:
+        with self._lock:
+            self._engine.final_save()
+
+    # -- scheduled saves -------------------------------------------------------------------------------------------
+
+    def _save_dirty(self) -> None:
+        if self.is_warming_up:
+            return
+        with self._lock:  # live: scheduled events run on LEAN's real-time thread
+            self._engine.scheduled_save()
+
+    def _final_save(self) -> None:
+        if self.is_warming_up:
+            return
+        with self._lock:
+            self._engine.final_save()
+
+    # -- conversions -----------------------------------------------------------------------------------------------
+
+    def _track_session_open(self, data: Slice) -> None:
+        today = self.time.date()
+        if self._session_day != today:
+            self._session_day = today
+            self.session_open = None
+        if self.session_open is None and data.bars.contains_key(self.underlying_symbol):
+            self.session_open = float(data.bars[self.underlying_symbol].open)
+
+    def _convert(self, order_event: OrderEvent) -> OrderEventData:
+        order = self.transactions.get_order_by_id(order_event.order_id)
+        tag = str(order.tag) if order is not None and order.tag else ""
+        broker_ids = tuple(str(broker_id) for broker_id in order.broker_id) if order is not None else ()
+        self.known_symbols.setdefault(_key_of(order_event.symbol), order_event.symbol)
+        return OrderEventData(
+            order_id=int(order_event.order_id),
+            event_id=int(order_event.id),
+            symbol=_key_of(order_event.symbol),
+            status=_EVENT_STATUS.get(order_event.status, EventStatus.NEW),
+            fill_quantity=int(order_event.fill_quantity),
+            fill_price=float(order_event.fill_price),
+            tag=tag,
+            utc_time=order_event.utc_time,
+            broker_ids=broker_ids,
+            is_assignment=bool(order_event.is_assignment),
+            message=str(order_event.message or ""),
+        )
