@@ -6,9 +6,10 @@ Who *claims* a held contract (``claims``):
   exists (the engine creates the position from the filled group; from then on the position owns them);
 - an EXIT group claims its (closing) filled quantities while its position is still open (the engine closes the
   position when the exit is FILLED);
-- a ROLLBACK group claims its filled quantities while its parent still claims (both net out; once the parent
-  is RESOLVED neither does);
-- RESOLVED, CANCELED and FAILED groups claim nothing.
+- a ROLLBACK group claims its filled quantities while its parent still claims (the two net out);
+- whatever the group status: CANCELED/FAILED groups have no fills, and a RESOLVED group's fills stand until
+  its position is booked. Position existence is the single switch, so a crash between saving a group and
+  saving its position never makes contracts look untracked or double-claimed.
 
 Invariants (tests/test_recovery_reconcile_properties.py checks them over random records and holdings):
 
@@ -27,9 +28,11 @@ How a difference ``held - claimed`` on one contract is explained, in this order:
 2. QuantityMismatch: open positions that claim more than is held are lowered to what is held (newest
    position id first); a position left with nothing is an OrphanCleaned instead (closed, kept for the audit);
 3. GroupFillMismatch: a group's recorded fills that holdings do not show are lowered;
-4. UntrackedAdopted: whatever is still held and unexplained becomes a recovery position, so it is managed
-   (attached to the position its entry group meant to create when that record is missing, else a new
-   ``adopted-<contract>`` position); UnknownHolding when the key is not a contract key (left alone, alert).
+4. UntrackedAdopted: whatever is still held and unexplained becomes a recovery position ``adopted-<contract>``
+   (strategy ``ADOPTED_STRATEGY_ID``), so it is managed; UnknownHolding when the key is not a contract key
+   (left alone, reported as an alert every time).
+A position record that is lost while its entry group survives needs no adoption: the group keeps claiming the
+contracts, and ``recovery.startup`` tells the engine to rebuild the position from it.
 Closing a position can release an exit group's claims, so ``reconcile`` repeats these steps on the applied
 state until nothing is left (a few rounds at most); the report holds the actions of every round, in order.
 """
@@ -44,17 +47,15 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 from persistence.records import (
     ContractRecord,
     GroupPurpose,
-    GroupStatus,
     OrderGroupRecord,
     PositionRecord,
     PositionStatus,
     Right,
 )
-from strategies.order_groups import apply_holdings_fill, net_fill_price, remaining_quantity, set_leg_fill
+from strategies.order_groups import apply_holdings_fill, remaining_quantity, set_leg_fill
 
 ADOPTED_STRATEGY_ID = "recovery"
 ADOPTED_NOTE = "adopted by recovery"
-_NO_CLAIM_STATUSES = frozenset({GroupStatus.RESOLVED, GroupStatus.CANCELED, GroupStatus.FAILED})
 _OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
@@ -92,9 +93,7 @@ class GroupFillMismatch:
 class UntrackedAdopted:
     symbol: str
     quantity: int
-    position_id: str  # the position created (or extended) to manage it
-    strategy_id: str
-    source_group_id: Optional[str]  # the entry group that meant to create this position, if known
+    position_id: str  # the position created (or extended) to manage it; its strategy_id is ADOPTED_STRATEGY_ID
     underlying: str
     right: Right
     strike: float
@@ -149,12 +148,12 @@ def group_claims(
     group: OrderGroupRecord, positions: Mapping[str, PositionRecord], groups: Mapping[str, OrderGroupRecord]
 ) -> bool:
     """Whether the group's filled quantities are its own claim on holdings (see the module docstring)."""
+    # Status does not matter: CANCELED and FAILED groups have no fills, and a RESOLVED group's fills still
+    # stand until its position is booked (its recovery group claims the rest, or nets them out).
     seen: set[str] = set()
     current: Optional[OrderGroupRecord] = group
     while current is not None and current.group_id not in seen:
         seen.add(current.group_id)
-        if current.status in _NO_CLAIM_STATUSES:
-            return False
         if current.purpose in _OPENING:
             return current.position_id not in positions
         if current.purpose is GroupPurpose.EXIT:
@@ -205,39 +204,17 @@ def _take(diff: int, room: int) -> int:
     return _sign(diff) * min(abs(diff), abs(room))
 
 
-def _adoption_target(
-    symbol: str,
-    quantity: int,
-    positions: Mapping[str, PositionRecord],
-    groups: Mapping[str, OrderGroupRecord],
-    assigned: Dict[str, str],
-) -> Tuple[str, str, Optional[str]]:
-    """(position_id, strategy_id, source_group_id) for an untracked holding."""
-
-    def unbooked(position_id: str) -> bool:
-        # the position this group meant to create is missing, or is one recovery already started to rebuild
-        position = positions.get(position_id)
-        return position is None or (_is_open(position) and ADOPTED_NOTE in position.note)
-
-    sources = [
-        g
-        for g in groups.values()
-        if g.purpose in _OPENING
-        and unbooked(g.position_id)
-        and any(leg.symbol == symbol and _sign(leg.quantity) == _sign(quantity) for leg in g.legs)
-    ]
-    if sources:
-        source = max(sources, key=lambda g: (g.updated_at, g.group_id))  # the latest attempt
-        return source.position_id, source.strategy_id, source.group_id
-    if symbol in assigned:
-        return assigned[symbol], ADOPTED_STRATEGY_ID, None
-    base = "adopted-" + re.sub(r"[^A-Za-z0-9_-]", "_", symbol)
-    candidate, n = base, 1
-    while candidate in positions and not _is_open(positions[candidate]):
-        n += 1
-        candidate = f"{base}-{n}"
-    assigned[symbol] = candidate
-    return candidate, ADOPTED_STRATEGY_ID, None
+def _adoption_target(symbol: str, positions: Mapping[str, PositionRecord], assigned: Dict[str, str]) -> str:
+    """The recovery position for an untracked holding: ``adopted-<contract>`` (open ones are extended; a closed
+    one keeps its audit and a numbered id is used instead)."""
+    if symbol not in assigned:
+        base = "adopted-" + re.sub(r"[^A-Za-z0-9_-]", "_", symbol)
+        candidate, n = base, 1
+        while candidate in positions and not _is_open(positions[candidate]):
+            n += 1
+            candidate = f"{base}-{n}"
+        assigned[symbol] = candidate
+    return assigned[symbol]
 
 
 def _one_round(
@@ -282,11 +259,9 @@ def _one_round(
             if parsed is None:
                 adoptions.append(UnknownHolding(symbol, diff))
                 continue
-            position_id, strategy_id, source = _adoption_target(symbol, diff, positions, groups, assigned)
             underlying, expiry, right, strike = parsed
-            adoptions.append(
-                UntrackedAdopted(symbol, diff, position_id, strategy_id, source, underlying, right, strike, expiry)
-            )
+            position_id = _adoption_target(symbol, positions, assigned)
+            adoptions.append(UntrackedAdopted(symbol, diff, position_id, underlying, right, strike, expiry))
     position_fixes: List[ReconcileAction] = []
     for position in open_positions:
         quantities = [new_qty[(position.position_id, c.symbol)] for c in position.contracts]
@@ -324,17 +299,14 @@ def reconcile(
 # ----------------------------------------------------------------------------------------------- apply
 
 
-def _adopted_position(
-    action: UntrackedAdopted, groups: Mapping[str, OrderGroupRecord], now: datetime
-) -> PositionRecord:
-    source = groups.get(action.source_group_id) if action.source_group_id else None
+def _adopted_position(action: UntrackedAdopted, now: datetime) -> PositionRecord:
     contract = ContractRecord(action.symbol, action.right, action.strike, action.expiry, action.quantity)
     return PositionRecord(
         position_id=action.position_id,
-        strategy_id=action.strategy_id,
-        entry_group_id=source.group_id if source else "",
-        entry_time=source.created_at if source else now,
-        entry_price=net_fill_price(source) if source else 0.0,
+        strategy_id=ADOPTED_STRATEGY_ID,
+        entry_group_id="",
+        entry_time=now,
+        entry_price=0.0,  # unknown: the broker's average price is not ours to persist as an entry
         contracts=(contract,),
         expiry=action.expiry,
         strikes=(action.strike,),
@@ -432,7 +404,7 @@ def apply_report(
                     )
                 new_positions[action.position_id] = _with_contracts(existing, tuple(merged))
             else:
-                new_positions[action.position_id] = _adopted_position(action, new_groups, now)
+                new_positions[action.position_id] = _adopted_position(action, now)
             changed_p[action.position_id] = None
             notes.append(
                 AuditNote(

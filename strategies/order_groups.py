@@ -272,8 +272,9 @@ def adopt_run(
     group: OrderGroupRecord, run_id: str, live_orders: Sequence[SubmittedOrder], now: datetime
 ) -> OrderGroupRecord:
     """After a restart: bind the group to ``run_id``. ``live_orders`` are the orders that survived the restart
-    (found by broker id, with their new LEAN ids). Old ids are dropped; an open leg without a live order is
-    CANCELED (its order is gone: anything it filled while we were down shows up in holdings, see reconcile).
+    (found by broker id or tag, with their new LEAN ids). Old ids are dropped; an open leg without a live order
+    is CANCELED, including a written-ahead PENDING leg whose order was never recorded (its order is gone or was
+    never placed: anything it filled while we were down shows up in holdings, see recovery.reconcile).
     """
     by_symbol: Dict[str, list[SubmittedOrder]] = {}
     for order in live_orders:
@@ -283,7 +284,7 @@ def adopt_run(
         mine = by_symbol.get(leg.symbol, [])
         ids = tuple(dict.fromkeys(o.order_id for o in mine))
         status = leg.status
-        if not mine and status in OPEN_LEG_STATUSES and not _leg_is_filled(leg) and leg.order_ids:
+        if not mine and status in OPEN_LEG_STATUSES and not _leg_is_filled(leg):
             status = LegStatus.CANCELED
         legs.append(replace(leg, order_ids=ids, status=status))
     return _with_legs(replace(group, run_id=run_id), legs, now)

@@ -125,13 +125,19 @@ def test_recorded_fill_not_in_holdings_is_lowered() -> None:
     assert result.groups["g1"].status is GroupStatus.INCOMPLETE
 
 
-def test_lost_position_of_a_resolved_entry_is_rebuilt_under_its_id() -> None:
-    g = group("g1", GroupPurpose.ENTRY, "p1", LONG, SHORT, filled=2)
-    groups = {"g1": replace(g, status=GroupStatus.RESOLVED)}
-    report = reconcile({}, groups, held(LONG, SHORT))
-    assert {a.position_id for a in report.actions if isinstance(a, UntrackedAdopted)} == {"p1"}
-    result = apply_report({}, groups, report, NOW)
-    assert result.positions["p1"].entry_group_id == "g1" and len(result.positions["p1"].contracts) == 2
+def test_lost_position_of_a_resolved_entry_stays_claimed_by_its_groups() -> None:
+    # the entry was completed by c1, then the position record was lost: the groups still account for it all
+    g = replace(group("g1", GroupPurpose.ENTRY, "p1", LONG, SHORT, NAKED, filled=2), status=GroupStatus.RESOLVED)
+    c = group("c1", GroupPurpose.COMPLETION, "p1", NAKED, filled=1)
+    report = reconcile({}, {"g1": g, "c1": c}, held(LONG, SHORT, NAKED))
+    assert report.actions == ()
+
+
+def test_adopted_id_skips_a_closed_adopted_position() -> None:
+    closed = position("adopted-SPY-20240517-P-440", LONG, status=PositionStatus.CLOSED)
+    report = reconcile({closed.position_id: closed}, {}, held(LONG))
+    (action,) = report.actions
+    assert isinstance(action, UntrackedAdopted) and action.position_id == "adopted-SPY-20240517-P-440-2"
 
 
 def test_unknown_holding_is_reported_not_touched() -> None:
