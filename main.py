@@ -16,7 +16,9 @@ Start sequence (see README "What happens on a restart"):
 3. Every 5 minutes (around the clock) write what changed; at 15:45 a final save of the day.
 """
 
+import builtins
 import threading
+from datetime import date, datetime, timedelta
 
 from persistence.keys import Namespace
 from persistence.ports import ObjectStorePort
@@ -96,9 +98,9 @@ def _key_of(symbol: Symbol) -> str:
     """contract_key of an option Symbol; the plain ticker for anything else."""
     if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
         return str(symbol.value)
-    return contract_key(
-        str(symbol.underlying.value), symbol.id.date.date(), _right(symbol.id.option_right), float(symbol.id.strike_price)
-    )
+    sid = symbol.id
+    underlying = str(symbol.underlying.value)
+    return contract_key(underlying, sid.date.date(), _right(sid.option_right), float(sid.strike_price))
 
 
 class LeanMarketView:
@@ -247,7 +249,8 @@ class CrashSafeTemplate(QCAlgorithm):
         interval = int(self.get_parameter("save-interval-minutes", "5"))
         final_hour, final_minute = (int(part) for part in self.get_parameter("final-save-time", "15:45").split(":"))
         # every_day() + every(): fires around the clock, weekends included, like LEAN does (lean-facts §2.2)
-        self.schedule.on(self.date_rules.every_day(), self.time_rules.every(timedelta(minutes=interval)), self._save_dirty)
+        every = self.time_rules.every(timedelta(minutes=interval))
+        self.schedule.on(self.date_rules.every_day(), every, self._save_dirty)
         self.schedule.on(self.date_rules.every_day(), self.time_rules.at(final_hour, final_minute), self._final_save)
 
     # -- set-up helpers -------------------------------------------------------------------------------------------
@@ -300,7 +303,9 @@ class CrashSafeTemplate(QCAlgorithm):
             expiry = datetime(leg.expiry.year, leg.expiry.month, leg.expiry.day)
             target = _INDEX_OPTION_TARGETS.get(self.underlying_ticker)
             if target is not None:
-                symbol = Symbol.create_option(self.underlying_symbol, target, Market.USA, style, right, leg.strike, expiry)
+                symbol = Symbol.create_option(
+                    self.underlying_symbol, target, Market.USA, style, right, leg.strike, expiry
+                )
             else:
                 symbol = Symbol.create_option(self.underlying_symbol, Market.USA, style, right, leg.strike, expiry)
             self.known_symbols[leg.symbol] = symbol
@@ -330,7 +335,8 @@ class CrashSafeTemplate(QCAlgorithm):
         with self._lock:
             try:
                 event = self._convert(order_event)
-            except Exception as error:  # must not escape into LEAN
+            # builtins.Exception: `from System import *` shadows Python's Exception in the stubs' view
+            except builtins.Exception as error:  # must not escape into LEAN
                 self.error(f"order event {order_event.order_id} could not be read: {error!r}")
                 return
             self._engine.on_order_event(event)

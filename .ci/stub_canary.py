@@ -11,7 +11,8 @@ upgrade ever made these pass silently, the check over main.py would be worthless
 class StubCanary(QCAlgorithm):
     def initialize(self) -> None:
         self.object_store.saev("key", "text")  # expect: "ObjectStore" has no attribute "saev"
-        self.Schedule.on(self.date_rules.every_day(), self.time_rules.at(15, 45), self.initialize)  # expect: has no attribute "Schedule"
+        rule = self.time_rules.at(15, 45)
+        self.Schedule.on(self.date_rules.every_day(), rule, self.initialize)  # expect: has no attribute "Schedule"
         self.time_rules.at("15:45")  # expect: No overload variant of "at"
 
     def on_order_event(self, order_event: OrderEvent) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Optional, Tuple, Union
 
 
-class StrategyState(str, Enum):
+class StrategyState(StrEnum):
     WAITING = "WAITING"  # flat, looking for an entry
     ENTERING = "ENTERING"  # entry group written ahead and (being) submitted
     ACTIVE = "ACTIVE"  # position open and managed
@@ -28,12 +28,12 @@ class StrategyState(str, Enum):
     RECOVERING = "RECOVERING"  # start-up recovery or an adopted untracked position
 
 
-class Right(str, Enum):
+class Right(StrEnum):
     PUT = "P"
     CALL = "C"
 
 
-class LegStatus(str, Enum):
+class LegStatus(StrEnum):
     PENDING = "PENDING"  # saved, not yet submitted
     SUBMITTED = "SUBMITTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
@@ -42,14 +42,14 @@ class LegStatus(str, Enum):
     INVALID = "INVALID"
 
 
-class GroupPurpose(str, Enum):
+class GroupPurpose(StrEnum):
     ENTRY = "ENTRY"
     EXIT = "EXIT"
     ROLLBACK = "ROLLBACK"  # closes the filled legs of an incomplete group
     COMPLETION = "COMPLETION"  # re-submits the pending legs of an incomplete group
 
 
-class GroupStatus(str, Enum):
+class GroupStatus(StrEnum):
     PENDING = "PENDING"  # written ahead; no order placed yet
     SUBMITTED = "SUBMITTED"  # orders placed, nothing filled yet
     INCOMPLETE = "INCOMPLETE"  # some legs (or part of a leg) filled, others not
@@ -59,13 +59,13 @@ class GroupStatus(str, Enum):
     RESOLVED = "RESOLVED"  # an incomplete group whose recovery group finished (completion or rollback)
 
 
-class PositionStatus(str, Enum):
+class PositionStatus(StrEnum):
     OPEN = "OPEN"
     CLOSING = "CLOSING"
     CLOSED = "CLOSED"
 
 
-class BreakerLevel(str, Enum):
+class BreakerLevel(StrEnum):
     NONE = "NONE"
     HALVE = "HALVE"  # drawdown past the first threshold: new positions at half size
     NO_NEW = "NO_NEW"  # no new entries
@@ -259,12 +259,13 @@ def _check_no_forbidden_fields() -> None:
 _check_no_forbidden_fields()
 
 __all__ = [
+    "FORBIDDEN_FIELDS",
+    "SCHEMA_OF",
     "AuditEntry",
     "AuditRecord",
     "BreakerLevel",
     "ContractRecord",
     "DrawdownPoint",
-    "FORBIDDEN_FIELDS",
     "GroupPurpose",
     "GroupStatus",
     "LegRecord",
@@ -275,7 +276,6 @@ __all__ = [
     "Record",
     "Right",
     "RiskRecord",
-    "SCHEMA_OF",
     "StrategyState",
     "StrategyStateRecord",
     "TransitionEntry",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from persistence.records import Right
@@ -90,7 +90,7 @@ class SubmittedOrder:
     broker_ids: Tuple[str, ...] = ()
 
 
-class EventStatus(str, Enum):
+class EventStatus(StrEnum):
     NEW = "NEW"
     SUBMITTED = "SUBMITTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
