@@ -1,0 +1,132 @@
+"""Pure strike selection on a chain snapshot (`Sequence[OptionQuote]`).
+
+Every function returns what it found or a `NoPick` carrying the reason, so a strategy can say exactly why
+it did not enter. Deltas come first (|delta| nearest the target; puts carry negative deltas); when the data
+has no greeks for a side of the chain, the percent-of-spot rule ([F]) picks the strike instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from itertools import pairwise
+from typing import List, Optional, Sequence, Tuple, Union
+
+from persistence.records import Right
+from strategies.ports import OptionQuote
+
+# A pick further than this from the target delta is not "that delta": half the target, at least 2 delta
+# points (so 25 delta accepts 12.5-37.5 and 5 delta accepts 3-7).
+_DELTA_TOLERANCE_FRACTION = 0.5
+_DELTA_TOLERANCE_FLOOR = 0.02
+
+
+@dataclass(frozen=True)
+class NoPick:
+    reason: str
+
+
+Leg = Tuple[OptionQuote, int]  # a quote and its signed quantity per unit
+
+
+def expiry_nearest(chain: Sequence[OptionQuote], today: date, target_dte: int, window_days: int) -> Union[date, NoPick]:
+    """The listed expiry whose DTE is nearest `target_dte`, within +-window_days (ties: the earlier one)."""
+    expiries = {quote.expiry for quote in chain}
+    in_window = [expiry for expiry in expiries if abs((expiry - today).days - target_dte) <= window_days]
+    if not in_window:
+        return NoPick(f"no expiry within {target_dte}+-{window_days} DTE (chain has {len(expiries)} expiries)")
+    return min(in_window, key=lambda expiry: (abs((expiry - today).days - target_dte), expiry))
+
+
+def side(chain: Sequence[OptionQuote], expiry: date, right: Right) -> List[OptionQuote]:
+    """Quoted contracts (ask > 0) of one expiry and right, by strike."""
+    quotes = [q for q in chain if q.expiry == expiry and q.right == right and q.ask > 0]
+    return sorted(quotes, key=lambda q: q.strike)
+
+
+def _signed_ok(quote: OptionQuote) -> bool:
+    # a put's delta is in [-1, 0], a call's in [0, 1]; anything else is bad data and is ignored
+    if quote.delta is None:
+        return False
+    return quote.delta <= 0 if quote.right == Right.PUT else quote.delta >= 0
+
+
+def has_deltas(quotes: Sequence[OptionQuote]) -> bool:
+    return any(_signed_ok(quote) for quote in quotes)
+
+
+def by_delta(quotes: Sequence[OptionQuote], target_abs_delta: float) -> Union[OptionQuote, NoPick]:
+    """|delta| nearest the target (ties: the further out of the money, i.e. the smaller |delta|)."""
+    with_delta = [quote for quote in quotes if _signed_ok(quote)]
+    if not with_delta:
+        return NoPick("no contract with a delta")
+    best = min(with_delta, key=lambda q: (abs(abs(q.delta or 0.0) - target_abs_delta), abs(q.delta or 0.0)))
+    tolerance = max(_DELTA_TOLERANCE_FLOOR, target_abs_delta * _DELTA_TOLERANCE_FRACTION)
+    error = abs(abs(best.delta or 0.0) - target_abs_delta)
+    if error > tolerance:
+        return NoPick(f"nearest |delta| {abs(best.delta or 0.0):.3f} is too far from {target_abs_delta:.3f}")
+    return best
+
+
+def nearest_strike(quotes: Sequence[OptionQuote], strike: float) -> Union[OptionQuote, NoPick]:
+    """The listed strike nearest `strike` (ties: the lower strike)."""
+    if not quotes:
+        return NoPick("no quoted contract")
+    return min(quotes, key=lambda q: (abs(q.strike - strike), q.strike))
+
+
+def by_spot_fraction(quotes: Sequence[OptionQuote], spot: float, fraction: float) -> Union[OptionQuote, NoPick]:
+    """The listed strike nearest spot x fraction ([F]'s percent rule)."""
+    if spot <= 0:
+        return NoPick("no underlying price")
+    return nearest_strike(quotes, spot * fraction)
+
+
+def by_delta_or_fraction(
+    quotes: Sequence[OptionQuote], target_abs_delta: float, spot: float, fraction: float
+) -> Union[OptionQuote, NoPick]:
+    """Delta when this side of the chain has deltas, the percent rule when it has none."""
+    if has_deltas(quotes):
+        return by_delta(quotes, target_abs_delta)
+    return by_spot_fraction(quotes, spot, fraction)
+
+
+def points_away(quotes: Sequence[OptionQuote], from_strike: float, points: float) -> Union[OptionQuote, NoPick]:
+    """The listed strike nearest from_strike + points, strictly on that side of from_strike (points may be
+    negative: "n points below"). Ties go to the narrower distance."""
+    if points == 0:
+        return NoPick("zero width")
+    target = from_strike + points
+    beyond = [q for q in quotes if (q.strike < from_strike if points < 0 else q.strike > from_strike)]
+    if not beyond:
+        return NoPick(f"no strike {'below' if points < 0 else 'above'} {from_strike:g}")
+    return min(beyond, key=lambda q: (abs(q.strike - target), abs(q.strike - from_strike)))
+
+
+def net_price(legs: Sequence[Leg]) -> float:
+    """Net price per unit from mids: positive = debit paid, negative = credit received."""
+    return sum(quote.mid * quantity for quote, quantity in legs)
+
+
+def structure_problem(legs: Sequence[Leg], require_credit: bool) -> Optional[str]:
+    """None when the legs make a tradable structure, else why not: a contract twice, a short leg without a
+    bid (nobody to sell to), a long leg without an ask, or no credit where one is required."""
+    if not legs:
+        return "no legs"
+    symbols = [quote.symbol for quote, _ in legs]
+    if len(set(symbols)) != len(symbols):
+        return "the same contract appears twice"
+    for quote, quantity in legs:
+        if quantity == 0:
+            return f"{quote.symbol}: zero quantity"
+        if quantity < 0 and quote.bid <= 0:
+            return f"{quote.symbol}: short leg has no bid"
+        if quantity > 0 and quote.ask <= 0:
+            return f"{quote.symbol}: long leg has no ask"
+    if require_credit and net_price(legs) >= 0:
+        return f"no net credit (net {net_price(legs):.2f} per unit)"
+    return None
+
+
+def strictly_descending(strikes: Sequence[float]) -> bool:
+    return all(upper > lower for upper, lower in pairwise(strikes))
