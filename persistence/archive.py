@@ -1,0 +1,85 @@
+"""The archive: where finished positions and their order groups go, so the store's file count stays flat.
+
+QC's base quota is 1,000 files (lean-facts §1.4) and every record costs two slot keys, so records of finished
+cycles cannot stay as live keys for a year. `StateStore.retire` moves them here: one record (two slots) that
+holds the newest retired positions and groups, bounded by count and by encoded size (oldest dropped first).
+The research notebook reads it through `LoadResult.archived_positions` / `archived_groups`.
+
+`retired` lists (record name, seq) of every retired record still remembered: if the process died after the
+archive reached disk but before the old slot keys were deleted, the loader sees those leftovers, knows they
+are retired (their seq is not newer than the retired one) and deletes them instead of loading them as live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Iterable, Tuple
+
+from persistence.codec import canonical_json, to_body
+from persistence.records import OrderGroupRecord, PositionRecord
+
+
+@dataclass(frozen=True)
+class RetiredEntry:
+    record_name: str
+    seq: int  # the seq of the record's last saved version; a later slot with a higher seq is live again
+    retired_at: datetime
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    positions: Tuple[PositionRecord, ...] = ()  # oldest first
+    groups: Tuple[OrderGroupRecord, ...] = ()  # oldest first
+    retired: Tuple[RetiredEntry, ...] = ()  # oldest first
+
+    @property
+    def record_name(self) -> str:
+        return "archive"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Defaults fit a year of two LT112 cycles a month and a weekly 0DTE inside QC's 50 MB base quota."""
+
+    max_positions: int = 60
+    max_groups: int = 240
+    max_retired: int = 600
+    max_bytes: int = 192 * 1024  # encoded body; the store keeps two slots, so twice this on disk at most
+
+
+def archive_with(
+    archive: ArchiveRecord,
+    records: Iterable[Tuple[PositionRecord | OrderGroupRecord, int]],
+    now: datetime,
+    limits: ArchiveLimits,
+) -> ArchiveRecord:
+    """`archive` plus the given (record, seq) pairs, then trimmed to `limits` (oldest dropped first)."""
+    positions = list(archive.positions)
+    groups = list(archive.groups)
+    retired = list(archive.retired)
+    for record, seq in records:
+        name = record.record_name
+        if isinstance(record, PositionRecord):
+            positions = [p for p in positions if p.record_name != name] + [record]
+        else:
+            groups = [g for g in groups if g.record_name != name] + [record]
+        retired = [r for r in retired if r.record_name != name] + [RetiredEntry(name, seq, now)]
+    trimmed = ArchiveRecord(
+        tuple(positions[-limits.max_positions :] if limits.max_positions else ()),
+        tuple(groups[-limits.max_groups :] if limits.max_groups else ()),
+        tuple(retired[-limits.max_retired :] if limits.max_retired else ()),
+    )
+    while len(canonical_json(to_body(trimmed))) > limits.max_bytes and (trimmed.positions or trimmed.groups):
+        # drop from whichever kind has the oldest entry by time, so the archive keeps whole recent cycles
+        drop_position = bool(trimmed.positions) and (
+            not trimmed.groups or trimmed.positions[0].entry_time <= trimmed.groups[0].created_at
+        )
+        if drop_position:
+            trimmed = replace(trimmed, positions=trimmed.positions[1:])
+        else:
+            trimmed = replace(trimmed, groups=trimmed.groups[1:])
+    return trimmed
+
+
+__all__ = ["ArchiveLimits", "ArchiveRecord", "RetiredEntry", "archive_with"]

@@ -1,0 +1,338 @@
+"""Record dataclasses <-> JSON-compatible bodies, driven by the dataclass field types. No pickle, no eval.
+
+Supported field types: str, int, float, bool, Decimal, date, datetime, Enum subclasses, Optional[X],
+Tuple[X, ...], fixed Tuple[A, B, ...] and nested dataclasses. How they look in JSON:
+
+    datetime -> ISO text with its offset if it has one ("2024-01-19T15:45:00"), date -> "2024-01-19",
+    Decimal -> its exact text ("1.10"), enum -> its value, tuple -> list, dataclass -> object.
+
+Decoding is strict because a body that does not fit the type exactly is not ours (or is damaged): an unknown
+field, a derived field (records.FORBIDDEN_FIELDS), a missing required field or a value of the wrong type
+raises RecordError naming the field path. bool is never accepted as a number, a datetime never as a date,
+and NaN/infinity are refused (they are not JSON). An encoder/decoder is built once per type and cached,
+so a save costs one pass over the values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from dataclasses import MISSING, fields, is_dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Callable, Dict, Hashable, List, Tuple, Type, TypeVar, cast
+
+from persistence.records import FORBIDDEN_FIELDS
+
+T = TypeVar("T")
+Encoder = Callable[[Any, str], Any]
+Decoder = Callable[[Any, str], Any]
+
+
+class RecordError(ValueError):
+    """A record or stored body that does not match its type."""
+
+
+def canonical_json(value: Any) -> str:
+    """The one text form used for storing and for checksums: sorted keys, no spaces, ASCII, no NaN."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise RecordError(f"not JSON-compatible: {error}") from error
+
+
+def to_body(record: Any) -> Dict[str, Any]:
+    """The JSON-compatible body of a record dataclass instance."""
+    if not is_dataclass(record) or isinstance(record, type):
+        raise RecordError(f"not a record: {type(record).__name__}")
+    body: Dict[str, Any] = _encoder(type(record))(record, type(record).__name__)
+    return body
+
+
+def from_body(cls: Type[T], body: Any) -> T:
+    """Build a `cls` from a stored body; RecordError when the body does not fit `cls` exactly."""
+    decoder: Decoder = _decoder(cast(Hashable, cls))
+    record: T = decoder(body, cls.__name__)
+    return record
+
+
+# -- encoders -------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _encoder(tp: Any) -> Encoder:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return _optional_encoder(tp)
+    if origin is tuple:
+        return _tuple_encoder(tp)
+    if isinstance(tp, type):
+        if is_dataclass(tp):
+            return _dataclass_encoder(tp)
+        if issubclass(tp, Enum):
+            return _enum_encoder(tp)
+        simple = _SIMPLE_ENCODERS.get(tp)
+        if simple is not None:
+            return simple
+    raise TypeError(f"the codec does not support field type {tp!r}")
+
+
+def _encode_str(value: Any, path: str) -> Any:
+    if type(value) is not str:
+        raise RecordError(f"{path}: expected str, got {type(value).__name__}")
+    return value
+
+
+def _encode_int(value: Any, path: str) -> Any:
+    if type(value) is not int:
+        raise RecordError(f"{path}: expected int, got {type(value).__name__}")
+    return value
+
+
+def _encode_float(value: Any, path: str) -> Any:
+    if type(value) not in (float, int) or not math.isfinite(value):
+        raise RecordError(f"{path}: expected a finite float, got {value!r}")
+    return float(value)
+
+
+def _encode_bool(value: Any, path: str) -> Any:
+    if type(value) is not bool:
+        raise RecordError(f"{path}: expected bool, got {type(value).__name__}")
+    return value
+
+
+def _encode_decimal(value: Any, path: str) -> Any:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise RecordError(f"{path}: expected a finite Decimal, got {value!r}")
+    return str(value)
+
+
+def _encode_date(value: Any, path: str) -> Any:
+    if type(value) is not date:
+        raise RecordError(f"{path}: expected date, got {type(value).__name__}")
+    return value.isoformat()
+
+
+def _encode_datetime(value: Any, path: str) -> Any:
+    if not isinstance(value, datetime):
+        raise RecordError(f"{path}: expected datetime, got {type(value).__name__}")
+    return value.isoformat()
+
+
+_SIMPLE_ENCODERS: Dict[Any, Encoder] = {
+    str: _encode_str,
+    int: _encode_int,
+    float: _encode_float,
+    bool: _encode_bool,
+    Decimal: _encode_decimal,
+    date: _encode_date,
+    datetime: _encode_datetime,
+}
+
+
+def _optional_encoder(tp: Any) -> Encoder:
+    inner = _optional_inner(tp)
+    encode_inner = _encoder(inner)
+
+    def encode(value: Any, path: str) -> Any:
+        return None if value is None else encode_inner(value, path)
+
+    return encode
+
+
+def _tuple_encoder(tp: Any) -> Encoder:
+    args = typing.get_args(tp)
+    if len(args) == 2 and args[1] is Ellipsis:
+        encode_item = _encoder(args[0])
+
+        def encode_many(value: Any, path: str) -> Any:
+            if type(value) is not tuple:
+                raise RecordError(f"{path}: expected tuple, got {type(value).__name__}")
+            return [encode_item(item, f"{path}[{index}]") for index, item in enumerate(value)]
+
+        return encode_many
+    item_encoders = [_encoder(arg) for arg in args]
+
+    def encode_fixed(value: Any, path: str) -> Any:
+        if type(value) is not tuple or len(value) != len(item_encoders):
+            raise RecordError(f"{path}: expected a tuple of {len(item_encoders)}, got {value!r}")
+        return [enc(item, f"{path}[{index}]") for index, (enc, item) in enumerate(zip(item_encoders, value))]
+
+    return encode_fixed
+
+
+def _enum_encoder(enum_type: Type[Enum]) -> Encoder:
+    def encode(value: Any, path: str) -> Any:
+        if not isinstance(value, enum_type):
+            raise RecordError(f"{path}: expected {enum_type.__name__}, got {value!r}")
+        return value.value
+
+    return encode
+
+
+def _dataclass_encoder(cls: type) -> Encoder:
+    hints = typing.get_type_hints(cls)
+    plan: List[Tuple[str, Encoder]] = []
+
+    def encode(value: Any, path: str) -> Any:
+        if type(value) is not cls:
+            raise RecordError(f"{path}: expected {cls.__name__}, got {type(value).__name__}")
+        return {name: enc(getattr(value, name), f"{path}.{name}") for name, enc in plan}
+
+    plan.extend((field.name, _encoder(hints[field.name])) for field in fields(cls))
+    return encode
+
+
+# -- decoders -------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _decoder(tp: Any) -> Decoder:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return _optional_decoder(tp)
+    if origin is tuple:
+        return _tuple_decoder(tp)
+    if isinstance(tp, type):
+        if is_dataclass(tp):
+            return _dataclass_decoder(tp)
+        if issubclass(tp, Enum):
+            return _enum_decoder(tp)
+        simple = _SIMPLE_DECODERS.get(tp)
+        if simple is not None:
+            return simple
+    raise TypeError(f"the codec does not support field type {tp!r}")
+
+
+def _decode_str(raw: Any, path: str) -> Any:
+    if type(raw) is not str:
+        raise RecordError(f"{path}: expected text, got {raw!r}")
+    return raw
+
+
+def _decode_float(raw: Any, path: str) -> Any:
+    if type(raw) not in (float, int) or not math.isfinite(raw):
+        raise RecordError(f"{path}: expected a number, got {raw!r}")
+    return float(raw)
+
+
+def _decode_decimal(raw: Any, path: str) -> Any:
+    try:
+        value = Decimal(raw) if type(raw) is str else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise RecordError(f"{path}: expected decimal text, got {raw!r}")
+    return value
+
+
+def _decode_date(raw: Any, path: str) -> Any:
+    try:
+        return date.fromisoformat(raw) if type(raw) is str and len(raw) == 10 else _bad(path, "date", raw)
+    except ValueError:
+        return _bad(path, "date", raw)
+
+
+def _decode_datetime(raw: Any, path: str) -> Any:
+    try:
+        return datetime.fromisoformat(raw) if type(raw) is str and len(raw) > 10 else _bad(path, "datetime", raw)
+    except ValueError:
+        return _bad(path, "datetime", raw)
+
+
+def _bad(path: str, expected: str, raw: Any) -> Any:
+    raise RecordError(f"{path}: expected {expected}, got {raw!r}")
+
+
+_SIMPLE_DECODERS: Dict[Any, Decoder] = {
+    str: _decode_str,
+    int: _encode_int,  # JSON ints decode to int exactly; the same check applies
+    float: _decode_float,
+    bool: _encode_bool,
+    Decimal: _decode_decimal,
+    date: _decode_date,
+    datetime: _decode_datetime,
+}
+
+
+def _optional_inner(tp: Any) -> Any:
+    args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+    if len(args) != 1 or len(typing.get_args(tp)) != 2:
+        raise TypeError(f"only Optional[X] unions are supported, not {tp!r}")
+    return args[0]
+
+
+def _optional_decoder(tp: Any) -> Decoder:
+    decode_inner = _decoder(_optional_inner(tp))
+
+    def decode(raw: Any, path: str) -> Any:
+        return None if raw is None else decode_inner(raw, path)
+
+    return decode
+
+
+def _tuple_decoder(tp: Any) -> Decoder:
+    args = typing.get_args(tp)
+    if len(args) == 2 and args[1] is Ellipsis:
+        decode_item = _decoder(args[0])
+
+        def decode_many(raw: Any, path: str) -> Any:
+            if type(raw) is not list:
+                raise RecordError(f"{path}: expected a list, got {type(raw).__name__}")
+            return tuple(decode_item(item, f"{path}[{index}]") for index, item in enumerate(raw))
+
+        return decode_many
+    item_decoders = [_decoder(arg) for arg in args]
+
+    def decode_fixed(raw: Any, path: str) -> Any:
+        if type(raw) is not list or len(raw) != len(item_decoders):
+            raise RecordError(f"{path}: expected a list of {len(item_decoders)}, got {raw!r}")
+        return tuple(dec(item, f"{path}[{index}]") for index, (dec, item) in enumerate(zip(item_decoders, raw)))
+
+    return decode_fixed
+
+
+def _enum_decoder(enum_type: Type[Enum]) -> Decoder:
+    def decode(raw: Any, path: str) -> Any:
+        try:
+            return enum_type(raw)
+        except ValueError:
+            raise RecordError(f"{path}: {raw!r} is not a {enum_type.__name__}") from None
+
+    return decode
+
+
+def _dataclass_decoder(cls: type) -> Decoder:
+    hints = typing.get_type_hints(cls)
+    plan: List[Tuple[str, Decoder]] = []
+    required: List[str] = []
+    known: set[str] = set()
+
+    def decode(raw: Any, path: str) -> Any:
+        if type(raw) is not dict:
+            raise RecordError(f"{path}: expected an object, got {type(raw).__name__}")
+        extra = raw.keys() - known
+        if extra:
+            forbidden = sorted(extra & FORBIDDEN_FIELDS)
+            if forbidden:
+                raise RecordError(f"{path}: derived field(s) {forbidden} are not facts and are never stored")
+            raise RecordError(f"{path}: unknown field(s) {sorted(extra)}")
+        missing = [name for name in required if name not in raw]
+        if missing:
+            raise RecordError(f"{path}: missing field(s) {missing}")
+        values = {name: dec(raw[name], f"{path}.{name}") for name, dec in plan if name in raw}
+        return cls(**values)
+
+    for field in fields(cls):
+        plan.append((field.name, _decoder(hints[field.name])))
+        known.add(field.name)
+        if field.default is MISSING and field.default_factory is MISSING:
+            required.append(field.name)
+    return decode
+
+
+__all__ = ["RecordError", "canonical_json", "from_body", "to_body"]

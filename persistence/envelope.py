@@ -1,0 +1,96 @@
+"""The envelope around every stored value: what it is, which version, which write, when, and a checksum.
+
+    {"body":{...},"checksum":"<sha256 hex>","saved_at":"2024-01-19T15:45:00","schema":"order_group","seq":7,"version":1}
+
+- `schema` + `version` let the loader pick the record type and the upgrade steps (migrations.py);
+- `seq` orders the writes of one record (the store keeps two slots per record and loads the newest valid one);
+- `checksum` = sha256 over schema, version, seq and the canonical body text, so a torn or edited value is
+  refused instead of loaded. `saved_at` is informational (the algorithm's UTC time) and not covered.
+
+The sealed text is itself canonical JSON (sorted keys, no spaces): it is assembled from the canonical body
+text directly, so sealing costs one json.dumps, and opening our own text can check the checksum over the
+body's exact bytes without re-encoding it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Dict
+
+from persistence.codec import canonical_json
+
+_BODY_START = '{"body":'
+_CHECKSUM_MARK = ',"checksum":"'
+ENVELOPE_FIELDS = frozenset({"body", "checksum", "saved_at", "schema", "seq", "version"})
+
+
+class EnvelopeError(ValueError):
+    """Stored text that is not a valid envelope; the message says why (for the quarantine log)."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    schema: str
+    version: int
+    seq: int
+    saved_at: str
+    checksum: str
+    body: Dict[str, Any]
+
+
+def checksum_of(schema: str, version: int, seq: int, body_text: str) -> str:
+    digest = hashlib.sha256(f"{schema}\n{version}\n{seq}\n".encode())
+    digest.update(body_text.encode())
+    return digest.hexdigest()
+
+
+def seal(schema: str, version: int, seq: int, saved_at: str, body_text: str) -> str:
+    """The envelope text for a canonical body text (see codec.canonical_json)."""
+    checksum = checksum_of(schema, version, seq, body_text)
+    return (
+        f'{_BODY_START}{body_text}{_CHECKSUM_MARK}{checksum}","saved_at":{json.dumps(saved_at)},'
+        f'"schema":{json.dumps(schema)},"seq":{seq},"version":{version}}}'
+    )
+
+
+def open_envelope(text: str) -> Envelope:
+    """Parse and verify; EnvelopeError says what is wrong (empty, not JSON, not an envelope, bad checksum)."""
+    if not text:
+        raise EnvelopeError("empty value (a write that died before its first byte)")
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise EnvelopeError(f"not JSON, truncated or damaged ({error.__class__.__name__}: {error})") from None
+    if type(raw) is not dict or raw.keys() != ENVELOPE_FIELDS:
+        keys = sorted(raw) if type(raw) is dict else type(raw).__name__
+        raise EnvelopeError(f"not an envelope (fields {keys})")
+    schema, version, seq = raw["schema"], raw["version"], raw["seq"]
+    saved_at, checksum, body = raw["saved_at"], raw["checksum"], raw["body"]
+    if type(schema) is not str or type(saved_at) is not str or type(checksum) is not str:
+        raise EnvelopeError("envelope fields schema/saved_at/checksum must be text")
+    if type(version) is not int or version < 1 or type(seq) is not int or seq < 0:
+        raise EnvelopeError(f"envelope version/seq must be whole numbers (version={version!r}, seq={seq!r})")
+    if type(body) is not dict:
+        raise EnvelopeError("envelope body must be an object")
+    if not _checksum_matches(text, schema, version, seq, checksum, body):
+        raise EnvelopeError(f"bad checksum for schema {schema!r} seq {seq}")
+    return Envelope(schema, version, seq, saved_at, checksum, body)
+
+
+def _checksum_matches(text: str, schema: str, version: int, seq: int, checksum: str, body: Any) -> bool:
+    # fast path: our own canonical text, body bytes sliced straight out of it
+    if text.startswith(_BODY_START):
+        end = text.rfind(_CHECKSUM_MARK)
+        if end > 0 and checksum_of(schema, version, seq, text[len(_BODY_START) : end]) == checksum:
+            return True
+    # slow path: the same JSON written with other spacing or key order
+    try:
+        body_text = canonical_json(body)
+    except ValueError:
+        return False
+    return checksum_of(schema, version, seq, body_text) == checksum
+
+
+__all__ = ["Envelope", "EnvelopeError", "checksum_of", "open_envelope", "seal"]
