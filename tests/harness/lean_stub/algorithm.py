@@ -1,0 +1,237 @@
+"""QCAlgorithm with the snake_case members main.py uses, driven by the harness (tests/harness/simulation.py).
+
+LEAN constructs the algorithm with no arguments, so the harness hands the environment over through
+`pending_environment(env)` around the constructor call. Follows LEAN: `is_warming_up` is True from construction
+until the end of start-up (§2.5); `time` is naive New York time, `utc_time` naive UTC (§5); orders from
+`initialize` are refused (INVALID); `get_parameter(name, default=None)` returns strings; `set_start_date`/
+`set_end_date` are ignored in live mode and `set_cash` is overwritten by the brokerage cash (§5 steps 4-5).
+Differs from LEAN: only USD, no warm-up period support (`set_warm_up` is absent), one time zone.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from zoneinfo import ZoneInfo
+
+from tests.harness.lean_stub.enums import AlgorithmMode, DeploymentTarget, OptionStyle, Resolution, SecurityType
+from tests.harness.lean_stub.market_data import DataDictionary, OptionChains, OptionFilter, Slice, TradeBar
+from tests.harness.lean_stub.orders import Leg, OrderEvent, OrderTicket
+from tests.harness.lean_stub.securities import Securities, Security, SecurityPortfolioManager
+from tests.harness.lean_stub.symbols import Symbol
+from tests.harness.market_calendar import is_market_open
+from tests.harness.scheduler import AlgorithmRuntimeError, DateRules, ScheduleManager, TimeRules
+from tests.harness.transactions import Transactions
+
+if TYPE_CHECKING:
+    from tests.harness.simulation import AlgorithmEnvironment
+
+NEW_YORK = ZoneInfo("America/New_York")
+_PENDING: List[AlgorithmEnvironment] = []
+
+
+@contextmanager
+def pending_environment(environment: AlgorithmEnvironment) -> Iterator[None]:
+    _PENDING.append(environment)
+    try:
+        yield
+    finally:
+        _PENDING.remove(environment)
+
+
+class QCAlgorithm:
+    def __init__(self) -> None:
+        if not _PENDING:
+            raise RuntimeError("construct QCAlgorithm subclasses through the harness (tests/harness/simulation.py)")
+        env = _PENDING[-1]
+        self._env = env
+        self._time: datetime = env.now
+        self._step_index: Optional[int] = env.market.index_at_or_before(env.now)
+        self.is_warming_up = True
+        self.live_mode = env.live_mode
+        self.algorithm_mode = AlgorithmMode.LIVE if env.live_mode else AlgorithmMode.BACKTESTING
+        self.deployment_target = DeploymentTarget.LOCAL_PLATFORM
+        self.project_id = env.project_id
+        self.algorithm_id = env.algorithm_id
+        self.object_store = env.store
+        self.securities = Securities()
+        self.portfolio = SecurityPortfolioManager(self.securities)
+        self.date_rules = DateRules()
+        self.time_rules = TimeRules()
+        self.schedule = ScheduleManager(lambda: self._time)
+        self.transactions = Transactions(self, env.brokerage, env.crash_plan)
+        self.start_date: Optional[date] = None
+        self.end_date: Optional[date] = None
+        self.logs: List[Tuple[datetime, str, str]] = []
+        self._option_styles: Dict[Symbol, OptionStyle] = {}
+        self._quit = False
+
+    # -- time --
+
+    @property
+    def time(self) -> datetime:
+        return self._time
+
+    @property
+    def utc_time(self) -> datetime:
+        return self.to_utc(self._time)
+
+    @staticmethod
+    def to_utc(moment: datetime) -> datetime:
+        return moment.replace(tzinfo=NEW_YORK).astimezone(UTC).replace(tzinfo=None)
+
+    def _set_time(self, moment: datetime, index: Optional[int] = None) -> None:
+        self._time = moment
+        self._step_index = index if index is not None else self._env.market.index_at_or_before(moment)
+
+    def exchange_is_open_now(self) -> bool:
+        index = self._step_index
+        return index is not None and self._env.market.steps[index].time == self._time and is_market_open(self._time)
+
+    # -- set-up --
+
+    def initialize(self) -> None:
+        pass
+
+    def set_start_date(self, year: int | date, month: int = 1, day: int = 1) -> None:
+        self.start_date = year if isinstance(year, date) else date(year, month, day)
+
+    def set_end_date(self, year: int | date, month: int = 1, day: int = 1) -> None:
+        self.end_date = year if isinstance(year, date) else date(year, month, day)
+
+    def set_cash(self, cash: float) -> None:
+        self.portfolio.set_cash(float(cash))
+
+    def get_parameter(self, name: str, default_value: Any = None) -> Any:
+        value = self._env.parameters.get(name)
+        return default_value if value is None else value
+
+    def log(self, message: str) -> None:
+        self.logs.append((self._time, "log", str(message)))
+
+    def debug(self, message: str) -> None:
+        self.logs.append((self._time, "debug", str(message)))
+
+    def error(self, message: str) -> None:
+        self.logs.append((self._time, "error", str(message)))
+
+    def quit(self, message: str = "") -> None:
+        self._quit = True
+
+    # -- securities --
+
+    def _add(self, symbol: Symbol) -> Security:
+        return self.securities.add(Security(symbol, self._env.prices_for(self)))
+
+    def add_equity(
+        self, ticker: str, resolution: Resolution = Resolution.MINUTE, *args: object, **kwargs: object
+    ) -> Security:
+        return self._add(Symbol.create(ticker, SecurityType.EQUITY))
+
+    def add_index(
+        self, ticker: str, resolution: Resolution = Resolution.MINUTE, *args: object, **kwargs: object
+    ) -> Security:
+        return self._add(Symbol.create(ticker, SecurityType.INDEX))
+
+    def _add_canonical(self, underlying: Symbol, target: Optional[str], style: OptionStyle) -> Security:
+        canonical = Symbol.create_canonical_option(underlying, target)
+        security = self._add(canonical)
+        if not isinstance(security.option_filter, OptionFilter):
+            security.option_filter = OptionFilter()
+        self._option_styles[canonical] = style
+        return security
+
+    def add_option(
+        self, underlying: str | Symbol, resolution: Resolution = Resolution.MINUTE, *args: object, **kwargs: object
+    ) -> Security:
+        symbol = underlying if isinstance(underlying, Symbol) else Symbol.create(underlying, SecurityType.EQUITY)
+        if not self.securities.contains_key(symbol):
+            self._add(symbol)
+        return self._add_canonical(symbol, None, OptionStyle.AMERICAN)
+
+    def add_index_option(self, underlying: str | Symbol, *args: object, **kwargs: object) -> Security:
+        symbol = underlying if isinstance(underlying, Symbol) else Symbol.create(underlying, SecurityType.INDEX)
+        target = args[0] if args and isinstance(args[0], str) else None
+        if not self.securities.contains_key(symbol):
+            self._add(symbol)
+        return self._add_canonical(symbol, target, OptionStyle.EUROPEAN)
+
+    def add_option_contract(self, symbol: Symbol, *args: object, **kwargs: object) -> Security:
+        return self._add(symbol)
+
+    add_index_option_contract = add_option_contract
+
+    def add_security(self, symbol: Symbol, *args: object, **kwargs: object) -> Security:
+        return self._add(symbol)
+
+    # -- orders --
+
+    def market_order(
+        self,
+        symbol: Symbol,
+        quantity: float,
+        asynchronous: bool = False,
+        tag: str = "",
+        order_properties: object = None,
+    ) -> OrderTicket:
+        return self.transactions.submit([Leg.create(symbol, int(quantity))], 1, tag, asynchronous, combo=False)[0]
+
+    def combo_market_order(
+        self, legs: List[Leg], quantity: int, asynchronous: bool = False, tag: str = "", order_properties: object = None
+    ) -> List[OrderTicket]:
+        return self.transactions.submit(list(legs), int(quantity), tag, asynchronous, combo=True)
+
+    def apply_fill(self, symbol: Symbol, quantity: float, price: float, settle_cash: bool = True) -> None:
+        """The portfolio side of a fill (holding + cash); auto-subscribes a symbol it does not know."""
+        if not self.securities.contains_key(symbol):
+            self._add(symbol)
+        self.securities[symbol].holdings.add_fill(quantity, price)
+        if settle_cash:
+            multiplier = 100 if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION) else 1
+            self.portfolio.cash -= quantity * price * multiplier
+
+    # -- handlers (LEAN calls them; subclasses override) --
+
+    def on_data(self, data: Slice) -> None:
+        pass
+
+    def on_order_event(self, order_event: OrderEvent) -> None:
+        pass
+
+    def on_warmup_finished(self) -> None:
+        pass
+
+    def on_end_of_algorithm(self) -> None:
+        pass
+
+    def dispatch_order_event(self, event: OrderEvent) -> None:
+        try:
+            self.on_order_event(event)
+        except Exception as error:  # SimulatedCrash (BaseException) passes through
+            raise AlgorithmRuntimeError("Order Event Handler", error) from error
+
+    # -- the slice the harness hands to on_data --
+
+    def make_slice(self, index: int) -> Slice:
+        step = self._env.market.steps[index]
+        bars = DataDictionary()
+        for security in self.securities.values():
+            symbol = security.symbol
+            if symbol.security_type == SecurityType.EQUITY:
+                bars[symbol] = TradeBar(
+                    symbol,
+                    step.time,
+                    step.time,
+                    step.open,
+                    max(step.open, step.price),
+                    min(step.open, step.price),
+                    step.price,
+                )
+            elif symbol.security_type == SecurityType.INDEX and symbol.value == "VIX":
+                bars[symbol] = TradeBar(symbol, step.time, step.time, step.vix, step.vix, step.vix, step.vix)
+        filters: Dict[Symbol, OptionFilter] = {}
+        for canonical in self._option_styles:
+            option_filter = self.securities[canonical].option_filter
+            filters[canonical] = option_filter if isinstance(option_filter, OptionFilter) else OptionFilter()
+        return Slice(step.time, bars, OptionChains(self._env.market, index, filters, self._option_styles))

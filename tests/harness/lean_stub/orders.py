@@ -1,0 +1,106 @@
+"""Leg, Order, OrderTicket, OrderEvent with LEAN's Python member names (lean-facts §3.1, §3.3, §3.4).
+
+Plain data; the behaviour (ids, event order, fills) lives in tests/harness/transactions.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import List, Optional
+
+from tests.harness.lean_stub.enums import OrderDirection, OrderStatus, OrderType
+from tests.harness.lean_stub.symbols import Symbol
+
+
+@dataclass
+class Leg:
+    symbol: Symbol
+    quantity: int
+    order_price: Optional[float] = None
+
+    @staticmethod
+    def create(symbol: Symbol, quantity: int, limit_price: Optional[float] = None) -> Leg:
+        return Leg(symbol, int(quantity), limit_price)
+
+
+@dataclass
+class GroupOrderManager:
+    id: int
+    quantity: int
+    count: int
+    order_ids: List[int] = field(default_factory=list)
+
+
+@dataclass
+class Order:
+    id: int
+    symbol: Symbol
+    quantity: int
+    type: OrderType
+    tag: str
+    time: datetime
+    status: OrderStatus = OrderStatus.NEW
+    broker_id: List[str] = field(default_factory=list)
+    group_order_manager: Optional[GroupOrderManager] = None
+    last_fill_time: Optional[datetime] = None
+    price: float = 0.0
+
+    @property
+    def direction(self) -> OrderDirection:
+        return OrderDirection.BUY if self.quantity > 0 else OrderDirection.SELL
+
+
+@dataclass
+class OrderEvent:
+    order_id: int
+    id: int
+    symbol: Symbol
+    utc_time: datetime
+    status: OrderStatus
+    fill_quantity: float = 0.0
+    fill_price: float = 0.0
+    quantity: float = 0.0
+    message: str = ""
+    is_assignment: bool = False
+    is_in_the_money: bool = False
+    ticket: Optional[OrderTicket] = None
+
+    @property
+    def absolute_fill_quantity(self) -> float:
+        return abs(self.fill_quantity)
+
+    @property
+    def direction(self) -> OrderDirection:
+        return OrderDirection.BUY if self.fill_quantity > 0 else OrderDirection.SELL
+
+
+@dataclass
+class OrderTicket:
+    order_id: int
+    symbol: Symbol
+    quantity: int
+    tag: str
+    time: datetime
+    order_type: OrderType = OrderType.MARKET
+    status: OrderStatus = OrderStatus.NEW
+    quantity_filled: float = 0.0
+    average_fill_price: float = 0.0
+    order_events: List[OrderEvent] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def quantity_remaining(self) -> float:
+        return self.quantity - self.quantity_filled
+
+    def _apply(self, event: OrderEvent) -> None:
+        """Updated with each event before the handler sees it (lean-facts §3.1 `ticket`)."""
+        self.order_events.append(event)
+        self.status = event.status
+        if event.fill_quantity:
+            filled = self.quantity_filled + event.fill_quantity
+            if filled:
+                self.average_fill_price = (
+                    self.average_fill_price * self.quantity_filled + event.fill_price * event.fill_quantity
+                ) / filled
+            self.quantity_filled = filled

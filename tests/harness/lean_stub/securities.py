@@ -1,0 +1,206 @@
+"""Security, Securities, SecurityHolding and the Portfolio (lean-facts §5: holdings are loaded after initialize).
+
+Prices come from a `PriceSource` (the harness's view of the synthetic market at the algorithm's current step).
+Follows LEAN: `portfolio.values()` yields a holding for every added security (invested or not);
+`total_portfolio_value` = cash + sum(quantity x price x multiplier), options multiplier 100; holdings of a
+symbol not yet added are auto-subscribed (§5 step 6).
+Differs from LEAN: one currency (USD) only, no fees, no margin model, no buying-power checks; options are
+marked at the mid (LEAN marks at the last price).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Optional, Protocol, Tuple
+
+from tests.harness.lean_stub.enums import SecurityType
+from tests.harness.lean_stub.market_data import OptionFilter
+from tests.harness.lean_stub.symbols import Symbol
+
+
+def multiplier_of(symbol: Symbol) -> int:
+    return 100 if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION) else 1
+
+
+class PriceSource(Protocol):
+    def prices(self, symbol: Symbol) -> Tuple[float, float, float, float]:
+        """(price, open, bid, ask) now; zeros when there is no data."""
+        ...
+
+    def exchange_open(self) -> bool: ...
+
+
+class Exchange:
+    def __init__(self, source: PriceSource) -> None:
+        self._source = source
+
+    @property
+    def exchange_open(self) -> bool:
+        return self._source.exchange_open()
+
+
+class SecurityHolding:
+    def __init__(self, security: Security) -> None:
+        self._security = security
+        self.quantity = 0.0
+        self.average_price = 0.0
+
+    @property
+    def symbol(self) -> Symbol:
+        return self._security.symbol
+
+    @property
+    def invested(self) -> bool:
+        return self.quantity != 0
+
+    @property
+    def is_long(self) -> bool:
+        return self.quantity > 0
+
+    @property
+    def is_short(self) -> bool:
+        return self.quantity < 0
+
+    @property
+    def holdings_value(self) -> float:
+        return self.quantity * self._security.price * multiplier_of(self.symbol)
+
+    def set_holdings(self, average_price: float, quantity: float) -> None:
+        self.average_price = float(average_price)
+        self.quantity = float(quantity)
+
+    def add_fill(self, quantity: float, price: float) -> None:
+        new_quantity = self.quantity + quantity
+        if new_quantity == 0:
+            self.average_price = 0.0
+        elif self.quantity == 0 or (self.quantity > 0) != (quantity > 0):
+            if (self.quantity > 0) != (new_quantity > 0) or self.quantity == 0:
+                self.average_price = price  # opened or flipped
+        else:
+            self.average_price = (self.average_price * self.quantity + price * quantity) / new_quantity
+        self.quantity = new_quantity
+
+
+class Security:
+    def __init__(self, symbol: Symbol, source: PriceSource) -> None:
+        self.symbol = symbol
+        self._source = source
+        self.exchange = Exchange(source)
+        self.holdings = SecurityHolding(self)
+        self.option_filter: object = None
+
+    @property
+    def price(self) -> float:
+        return self._source.prices(self.symbol)[0]
+
+    @property
+    def open(self) -> float:
+        return self._source.prices(self.symbol)[1]
+
+    @property
+    def bid_price(self) -> float:
+        return self._source.prices(self.symbol)[2]
+
+    @property
+    def ask_price(self) -> float:
+        return self._source.prices(self.symbol)[3]
+
+    @property
+    def has_data(self) -> bool:
+        return self.price > 0
+
+    @property
+    def type(self) -> SecurityType:
+        return self.symbol.security_type
+
+    def set_filter(self, *args: object) -> None:
+        """Option.set_filter(min_strike, max_strike[, min_expiry, max_expiry]) (counts of strikes, timedeltas)."""
+        values = list(args)
+        if len(values) == 2:
+            self.option_filter = OptionFilter(int(values[0]), int(values[1]))  # type: ignore[call-overload]
+        else:
+            self.option_filter = OptionFilter(*values)  # type: ignore[arg-type]
+
+
+class Securities:
+    """`algorithm.securities`: Symbol (or ticker) -> Security."""
+
+    def __init__(self) -> None:
+        self._by_symbol: Dict[Symbol, Security] = {}
+
+    def _resolve(self, key: Symbol | str) -> Symbol:
+        if isinstance(key, Symbol):
+            return key
+        for symbol in self._by_symbol:
+            if symbol.value == key:
+                return symbol
+        raise KeyError(key)
+
+    def __getitem__(self, key: Symbol | str) -> Security:
+        symbol = self._resolve(key)
+        if symbol not in self._by_symbol:
+            raise KeyError(f"This asset symbol ({symbol}) was not found in your security list")
+        return self._by_symbol[symbol]
+
+    def contains_key(self, key: Symbol | str) -> bool:
+        try:
+            return self._resolve(key) in self._by_symbol
+        except KeyError:
+            return False
+
+    __contains__ = contains_key
+
+    def add(self, security: Security) -> Security:
+        return self._by_symbol.setdefault(security.symbol, security)
+
+    def remove(self, symbol: Symbol) -> None:
+        self._by_symbol.pop(symbol, None)
+
+    def values(self) -> List[Security]:
+        return list(self._by_symbol.values())
+
+    def keys(self) -> List[Symbol]:
+        return list(self._by_symbol)
+
+    def __iter__(self) -> Iterator[Symbol]:
+        return iter(list(self._by_symbol))
+
+    def __len__(self) -> int:
+        return len(self._by_symbol)
+
+
+class SecurityPortfolioManager:
+    """`algorithm.portfolio`: holdings by Symbol plus the USD cash book."""
+
+    def __init__(self, securities: Securities) -> None:
+        self._securities = securities
+        self.cash = 0.0
+
+    def __getitem__(self, key: Symbol | str) -> SecurityHolding:
+        return self._securities[key].holdings
+
+    def values(self) -> List[SecurityHolding]:
+        return [security.holdings for security in self._securities.values()]
+
+    def keys(self) -> List[Symbol]:
+        return self._securities.keys()
+
+    def contains_key(self, key: Symbol | str) -> bool:
+        return self._securities.contains_key(key)
+
+    @property
+    def invested(self) -> bool:
+        return any(holding.invested for holding in self.values())
+
+    @property
+    def total_holdings_value(self) -> float:
+        return sum(holding.holdings_value for holding in self.values() if holding.invested)
+
+    @property
+    def total_portfolio_value(self) -> float:
+        return self.cash + self.total_holdings_value
+
+    def set_cash(self, amount: float) -> None:
+        self.cash = float(amount)
+
+    def holding(self, symbol: Symbol) -> Optional[SecurityHolding]:
+        return self._securities[symbol].holdings if self._securities.contains_key(symbol) else None

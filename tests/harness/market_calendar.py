@@ -1,0 +1,87 @@
+"""US equity market calendar for the simulation: 09:30-16:00 New York time, weekends and NYSE holidays closed.
+
+Differs from LEAN: early closes (13:00 half days) are ignored and the holiday list is hard-coded for
+2023-2026 (LEAN reads market-hours-database.json). Option expiries are SPY-like: a daily expiry for every
+trading day in the next 10 calendar days (so a Friday always has a 0DTE expiry), Friday weeklies out to 60 days,
+third-Friday monthlies out to 200 days; an expiry that falls on a holiday moves to the trading day before.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import List
+
+OPEN = time(9, 30)
+CLOSE = time(16, 0)
+
+HOLIDAYS = frozenset(
+    date.fromisoformat(day)
+    for day in (
+        "2023-01-02 2023-01-16 2023-02-20 2023-04-07 2023-05-29 2023-06-19 2023-07-04 2023-09-04 2023-11-23 "
+        "2023-12-25 2024-01-01 2024-01-15 2024-02-19 2024-03-29 2024-05-27 2024-06-19 2024-07-04 2024-09-02 "
+        "2024-11-28 2024-12-25 2025-01-01 2025-01-09 2025-01-20 2025-02-17 2025-04-18 2025-05-26 2025-06-19 "
+        "2025-07-04 2025-09-01 2025-11-27 2025-12-25 2026-01-01 2026-01-19 2026-02-16 2026-04-03 2026-05-25 "
+        "2026-06-19 2026-07-03 2026-09-07 2026-11-26 2026-12-25"
+    ).split()
+)
+
+
+def is_trading_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in HOLIDAYS
+
+
+def is_market_open(moment: datetime) -> bool:
+    """True from 09:30 (exclusive of the 09:30 bar start) through the 16:00 close, on trading days.
+
+    The 16:00 slice counts as open: it carries the last bar of the session, like LEAN's minute bar ending 16:00."""
+    return is_trading_day(moment.date()) and OPEN < moment.time() <= CLOSE
+
+
+def slice_times(start: date, end: date, step_minutes: int) -> List[datetime]:
+    """End times of the bars from start to end inclusive (LEAN stamps a slice with its bars' end time):
+    09:30+step ... 16:00 on each trading day."""
+    if step_minutes <= 0 or 390 % step_minutes:
+        raise ValueError("step_minutes must divide the 390-minute session")
+    times: List[datetime] = []
+    day = start
+    while day <= end:
+        if is_trading_day(day):
+            moment = datetime.combine(day, OPEN)
+            for _ in range(390 // step_minutes):
+                moment += timedelta(minutes=step_minutes)
+                times.append(moment)
+        day += timedelta(days=1)
+    return times
+
+
+def _previous_trading_day(day: date) -> date:
+    while not is_trading_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def _third_friday(year: int, month: int) -> date:
+    first = date(year, month, 1)
+    return first + timedelta(days=(4 - first.weekday()) % 7 + 14)
+
+
+def option_expiries(today: date, max_days: int = 200) -> List[date]:
+    """Expiries listed on `today` (today's 0DTE included when today trades), sorted."""
+    found = set()
+    for offset in range(0, 11):
+        day = today + timedelta(days=offset)
+        if is_trading_day(day):
+            found.add(day)
+    for offset in range(0, 61):
+        day = today + timedelta(days=offset)
+        if day.weekday() == 4:
+            found.add(_previous_trading_day(day))
+    year, month = today.year, today.month
+    while True:
+        expiry = _previous_trading_day(_third_friday(year, month))
+        if (expiry - today).days > max_days:
+            break
+        if expiry >= today:
+            found.add(expiry)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return sorted(day for day in found if day >= today)

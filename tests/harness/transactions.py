@@ -1,0 +1,280 @@
+"""`algorithm.transactions`: LEAN order ids, tickets, order events and their ordering (lean-facts §3, §5).
+
+Follows LEAN:
+- pre-order checks run on every leg before anything is submitted; a failing check (warming up, unknown
+  security, no price, zero quantity, expired contract) returns INVALID ticket(s) and sends nothing, with no
+  order event (§2.5, §3.3);
+- order ids 1, 2, 3... per run; event ids 1, 2, 3... per order (§3.1); every leg of a combo shares the tag and a
+  GroupOrderManager;
+- a batch of broker updates (e.g. every leg of a combo fill) is applied to the portfolio first, then
+  `on_order_event` runs once per event in order (§3.2); an exception there stops the algorithm;
+- synchronous orders fill before the call returns, so `on_order_event` runs re-entrantly (§3.2);
+- after a restart the broker's open orders are loaded with NEW ids, status SUBMITTED, and no events (§5).
+Event sequence of an order: SUBMITTED (id 1), then PARTIALLY_FILLED/FILLED/CANCELED; a broker reject gives
+INVALID. LEAN may also emit a NEW event first; the harness does not (unverified either way).
+Differs from LEAN: asynchronous orders get their SUBMITTED event at the next step, together with the fill
+batch (LEAN backtest processes them on the next synchronous-events pass; live on the brokerage thread).
+Expiry is reported as an OPTION_EXERCISE order with one FILLED event at the intrinsic value (LEAN: price 0).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+
+from tests.harness.brokerage import BrokerOrder, BrokerUpdate, SimulatedBrokerage
+from tests.harness.faults import CrashPlan
+from tests.harness.lean_stub.enums import OrderStatus, OrderType, SecurityType
+from tests.harness.lean_stub.orders import GroupOrderManager, Leg, Order, OrderEvent, OrderTicket
+from tests.harness.lean_stub.symbols import Symbol
+
+if TYPE_CHECKING:
+    from tests.harness.lean_stub.algorithm import QCAlgorithm
+
+
+class OrderResponse:
+    def __init__(self, is_success: bool, message: str = "") -> None:
+        self.is_success = is_success
+        self.is_error = not is_success
+        self.error_message = message
+
+
+class Transactions:
+    def __init__(self, algorithm: QCAlgorithm, brokerage: SimulatedBrokerage, crash_plan: CrashPlan) -> None:
+        self._algorithm = algorithm
+        self._brokerage = brokerage
+        self._crash_plan = crash_plan
+        self._orders: Dict[int, Order] = {}
+        self._tickets: Dict[int, OrderTicket] = {}
+        self._by_broker_id: Dict[str, int] = {}
+        self._event_ids: Dict[int, int] = {}
+        self._next_order_id = 0
+        self._next_group_id = 0
+        self._pending_events: List[OrderEvent] = []  # async SUBMITTED events, delivered at the next step
+        self.events: List[OrderEvent] = []  # every event delivered to the algorithm (for tests)
+
+    # -- LEAN API --
+
+    def get_order_by_id(self, order_id: int) -> Optional[Order]:
+        return self._orders.get(order_id)
+
+    def get_order_ticket(self, order_id: int) -> Optional[OrderTicket]:
+        return self._tickets.get(order_id)
+
+    def get_open_orders(self, symbol: Optional[Symbol] = None) -> List[Order]:
+        return [
+            order
+            for order in self._orders.values()
+            if not order.status.is_closed and (symbol is None or order.symbol == symbol)
+        ]
+
+    def get_open_order_tickets(self) -> List[OrderTicket]:
+        return [self._tickets[order.id] for order in self.get_open_orders()]
+
+    def get_orders(self) -> List[Order]:
+        return list(self._orders.values())
+
+    def get_orders_by_brokerage_id(self, broker_id: str) -> List[Order]:
+        order_id = self._by_broker_id.get(broker_id)
+        return [self._orders[order_id]] if order_id is not None else []
+
+    def cancel_order(self, order_id: int, tag: str = "") -> OrderResponse:
+        order = self._orders.get(order_id)
+        if order is None:
+            return OrderResponse(False, f"Unable to locate order with id {order_id}")
+        if order.status.is_closed:
+            return OrderResponse(False, f"Order {order_id} is already {order.status.name}")
+        updates = [u for u in (self._brokerage.cancel(b, self._algorithm.utc_time) for b in order.broker_id) if u]
+        self.apply_updates(updates)
+        return OrderResponse(bool(updates))
+
+    def cancel_open_orders(self) -> List[OrderResponse]:
+        return [self.cancel_order(order.id) for order in self.get_open_orders()]
+
+    # -- order placement (QCAlgorithm.market_order / combo_market_order call this) --
+
+    def _check(self, symbol: Symbol, quantity: int) -> str:
+        algorithm = self._algorithm
+        if algorithm.is_warming_up:
+            return "This operation is not allowed in Initialize or during warm up: OrderRequest.Submit"
+        if quantity == 0:
+            return "Unable to submit order with id 0 that has zero quantity"
+        if not algorithm.securities.contains_key(symbol):
+            return f"You haven't requested {symbol} data. Add this with AddSecurity() in the Initialize() Method."
+        security = algorithm.securities[symbol]
+        if security.price <= 0:
+            return f"The security with symbol '{symbol}' has no price data yet"
+        if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+            index = algorithm._step_index
+            if (
+                index is None
+                or not self._brokerage.tradable(symbol, index)
+                or symbol.id.date.date() < algorithm.time.date()
+            ):
+                return f"The option {symbol} has expired"
+        return ""
+
+    def submit(
+        self, legs: Sequence[Leg], quantity: int, tag: str, asynchronous: bool, combo: bool
+    ) -> List[OrderTicket]:
+        algorithm = self._algorithm
+        now = algorithm.utc_time
+        orders_requested = [(leg.symbol, int(leg.quantity) * int(quantity)) for leg in legs]
+        for symbol, leg_quantity in orders_requested:
+            problem = self._check(symbol, leg_quantity)
+            if problem:
+                ticket = OrderTicket(-1, symbol, leg_quantity, tag, algorithm.time, status=OrderStatus.INVALID)
+                ticket.message = problem
+                return [ticket]
+        group = None
+        if combo:
+            self._next_group_id += 1
+            group = GroupOrderManager(self._next_group_id, int(quantity), len(legs))
+        tickets: List[OrderTicket] = []
+        for symbol, leg_quantity in orders_requested:
+            self._next_order_id += 1
+            order_type = OrderType.COMBO_MARKET if combo else OrderType.MARKET
+            order = Order(self._next_order_id, symbol, leg_quantity, order_type, tag, now, group_order_manager=group)
+            if group is not None:
+                group.order_ids.append(order.id)
+            self._orders[order.id] = order
+            ticket = OrderTicket(order.id, symbol, leg_quantity, tag, algorithm.time, order_type)
+            self._tickets[order.id] = ticket
+            tickets.append(ticket)
+        self._crash_plan.point("order-submit", f"before {tag}")
+        index = algorithm._step_index if algorithm._step_index is not None else -1
+        at_step = algorithm.exchange_is_open_now()
+        ready = index if at_step and not asynchronous else index + 1
+        broker_orders, rejects = self._brokerage.place(orders_requested, tag, now, ready, combo)
+        for ticket, broker_order in zip(tickets, broker_orders, strict=True):
+            order = self._orders[ticket.order_id]
+            order.broker_id.append(broker_order.broker_id)
+            self._by_broker_id[broker_order.broker_id] = order.id
+        self._crash_plan.point("order-submit", f"after {tag}")
+        submitted = [self._event(self._orders[t.order_id], OrderStatus.SUBMITTED, now) for t in tickets]
+        if asynchronous:
+            self._pending_events.extend(submitted)
+            if rejects:
+                self._pending_events.extend(self._apply(rejects))
+            return tickets
+        self._dispatch(submitted)
+        self.apply_updates(rejects)
+        if at_step:
+            self.apply_updates(self._brokerage.match(index, only={b.broker_id for b in broker_orders}))
+        return tickets
+
+    # -- events --
+
+    def _event(  # noqa: PLR0917
+        self,
+        order: Order,
+        status: OrderStatus,
+        utc_time: datetime,
+        fill: float = 0.0,
+        price: float = 0.0,
+        message: str = "",
+        is_assignment: bool = False,
+    ) -> OrderEvent:
+        event_id = self._event_ids.get(order.id, 0) + 1
+        self._event_ids[order.id] = event_id
+        order.status = status
+        return OrderEvent(
+            order.id,
+            event_id,
+            order.symbol,
+            utc_time,
+            status,
+            fill,
+            price,
+            order.quantity,
+            message,
+            is_assignment,
+            ticket=self._tickets.get(order.id),
+        )
+
+    def _apply(self, updates: Sequence[BrokerUpdate]) -> List[OrderEvent]:
+        """Apply a batch to orders and the portfolio; return its events (not yet dispatched)."""
+        events = []
+        for update in updates:
+            if update.kind == "expire":
+                events.append(self._expiry_event(update))
+                continue
+            order_id = self._by_broker_id.get(update.broker_id)
+            if order_id is None:
+                continue  # not ours (placed by an instance that died before it knew the ids)
+            order = self._orders[order_id]
+            utc = self._algorithm.to_utc(update.time)
+            if update.kind == "fill":
+                self._algorithm.apply_fill(order.symbol, update.quantity, update.price)
+                status = OrderStatus.FILLED if update.complete else OrderStatus.PARTIALLY_FILLED
+                order.last_fill_time = utc
+                events.append(self._event(order, status, utc, update.quantity, update.price))
+            elif update.kind == "cancel":
+                events.append(self._event(order, OrderStatus.CANCELED, utc, message=update.message))
+            elif update.kind == "reject":
+                events.append(self._event(order, OrderStatus.INVALID, utc, message=update.message))
+        return events
+
+    def _expiry_event(self, update: BrokerUpdate) -> OrderEvent:
+        assert update.symbol is not None
+        self._next_order_id += 1
+        symbol = update.symbol
+        utc = self._algorithm.to_utc(update.time)
+        order = Order(
+            self._next_order_id, symbol, update.quantity, OrderType.OPTION_EXERCISE, "Simulated option expiry", utc
+        )
+        self._orders[order.id] = order
+        self._tickets[order.id] = OrderTicket(
+            order.id, symbol, update.quantity, order.tag, update.time, OrderType.OPTION_EXERCISE
+        )
+        self._algorithm.apply_fill(symbol, update.quantity, update.price, settle_cash=False)
+        self._algorithm.portfolio.cash += -update.quantity * update.price * 100
+        assignment = update.quantity > 0 and update.price > 0  # closing a short that is in the money
+        return self._event(order, OrderStatus.FILLED, utc, update.quantity, update.price, update.message, assignment)
+
+    def apply_updates(self, updates: Sequence[BrokerUpdate]) -> None:
+        """LEAN's HandleOrderEvents: all of the batch reaches the portfolio, then the handler sees each event."""
+        if not updates:
+            return
+        self._dispatch(self._apply(updates))
+
+    def deliver_pending(self) -> None:
+        """Async SUBMITTED (and reject) events of orders placed since the previous step."""
+        events, self._pending_events = self._pending_events, []
+        self._dispatch(events)
+
+    def _dispatch(self, events: Sequence[OrderEvent]) -> None:
+        for event in events:
+            ticket = self._tickets.get(event.order_id)
+            if ticket is not None:
+                ticket._apply(event)
+            self.events.append(event)
+            self._algorithm.dispatch_order_event(event)
+
+    # -- restart --
+
+    def load_open_orders(self, broker_orders: Sequence[BrokerOrder], now: datetime) -> List[Tuple[int, str]]:
+        """LEAN's AddOpenOrder: each open broker order gets a new id, status SUBMITTED, no event (§5).
+        The quantity is the original order's (LEAN warns a partially filled ticket may be inaccurate)."""
+        loaded = []
+        for broker_order in broker_orders:
+            self._next_order_id += 1
+            order = Order(
+                self._next_order_id,
+                broker_order.symbol,
+                broker_order.quantity,
+                OrderType.MARKET,
+                broker_order.tag,
+                now,
+                status=OrderStatus.SUBMITTED,
+                broker_id=[broker_order.broker_id],
+            )
+            self._orders[order.id] = order
+            ticket = OrderTicket(order.id, order.symbol, order.quantity, order.tag, now, status=OrderStatus.SUBMITTED)
+            self._tickets[order.id] = ticket
+            self._by_broker_id[broker_order.broker_id] = order.id
+            loaded.append((order.id, broker_order.broker_id))
+        return loaded
+
+
+OrderEventHandler = Callable[[OrderEvent], None]
