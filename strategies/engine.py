@@ -1,0 +1,177 @@
+"""TradingEngine: the calls main.py makes, in LEAN's order (see .ci/DESIGN-CONTRACTS.md).
+
+    start(now)                 initialize: load, restore machines and risk, persist provisional decisions; no orders
+    on_warmup_finished(view)   holdings are real: re-bind groups, reconcile, book, act on final decisions
+    on_market(view)            risk, timeouts, exits, entries (write-ahead), recovery positions closed
+    on_order_event(event)      never raises: book the event on its group, then settle
+    scheduled_save() / final_save()
+    snapshot()                 read-only copy of the records
+
+Promise: after a crash at any instruction, a new engine over the same store and the same broker ends with
+no orphaned position, no duplicate entry and no naked leg. How: every order is written ahead (engine_orders),
+every fact is booked idempotently from records + holdings (engine_recovery), and order events only ever move
+records forward (strategies.order_groups).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from persistence.records import PositionStatus, StrategyState
+from strategies.engine_facts import in_flight_groups_of, open_positions_of
+from strategies.engine_recovery import EngineRecovery
+from strategies.engine_types import EngineSnapshot
+from strategies.order_groups import apply_order_event, classify_event, find_group_for_event
+from strategies.ports import EventStatus, MarketView, OrderEventData
+
+_FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
+
+
+class TradingEngine(EngineRecovery):
+    # ------------------------------------------------------------------------------------------- LEAN calls
+
+    def start(self, now: datetime) -> None:
+        """In initialize. Places no orders: LEAN rejects them during initialize and warm-up."""
+        self._restore(now)
+
+    def on_warmup_finished(self, view: MarketView) -> None:
+        if not self._started:
+            self._restore(view.now)
+        self._now = view.now
+        self._market_open = view.market_open
+        self._rebind_groups()
+        self._reconcile()
+        self._trading = True
+        self._update_risk(view)
+        self._settle()
+        self._flush()
+        snapshot = self.snapshot()
+        self._log.info(
+            f"engine: ready; strategies {[(s, r.state.value) for s, r in sorted(snapshot.strategies.items())]}, "
+            f"open positions {[p.position_id for p in snapshot.open_positions()]}"
+        )
+
+    def on_market(self, view: MarketView) -> None:
+        if not self._trading:
+            return
+        self._now = view.now
+        self._market_open = view.market_open
+        self._update_risk(view)
+        if self._reconcile_pending and self._quiet():
+            self._reconcile()
+        self._cancel_overdue()
+        self._settle()
+        if view.market_open:
+            self._manage_positions(view)
+            self._look_for_entries(view)
+
+    def on_order_event(self, event: OrderEventData) -> None:
+        """Never raises (an exception here stops a LEAN algorithm): anything odd is logged and left to
+        reconcile. Catches Exception only, so a simulated crash (BaseException) still ends the run."""
+        try:
+            self._book_event(event)
+        except Exception as error:
+            self._log.error(f"engine: order event {event!r} not booked: {error!r}")
+
+    def scheduled_save(self) -> None:
+        try:
+            self._save_risk(immediate=False)
+            self._store.save_dirty()
+        except Exception as error:
+            self._log.error(f"engine: scheduled save failed: {error!r}")
+
+    def final_save(self) -> None:
+        self.scheduled_save()
+        self._flush()
+
+    def snapshot(self) -> EngineSnapshot:
+        return super().snapshot()
+
+    # ------------------------------------------------------------------------------------------- events
+
+    def _book_event(self, event: OrderEventData) -> None:
+        run_id = self._broker.run_id
+        if event.is_assignment:
+            self._alert("assignment", f"assignment/exercise on {event.symbol}: left to reconcile", event.symbol)
+            self._reconcile_pending = True
+            return
+        group = find_group_for_event(self._groups, event, run_id)
+        if group is None:
+            if event.status in _FILL_STATUSES:
+                self._reconcile_pending = True
+                self._log.error(f"engine: fill for unknown order {event.order_id} ({event.symbol}); reconcile later")
+            else:
+                self._log.info(f"engine: event for unknown order {event.order_id}: {event.status}")
+            return
+        updated, applied = apply_order_event(group, event, run_id, self._now)
+        if not applied:
+            outcome = classify_event(group, event, run_id)
+            self._log.info(f"engine: event {event.order_id}/{event.event_id} on {group.group_id}: {outcome.value}")
+            return
+        self._set_group(updated)
+        if updated.status is not group.status:
+            self._log.info(f"engine: {group.group_id} {group.status.value} -> {updated.status.value}")
+        self._settle()
+
+    # ------------------------------------------------------------------------------------------- market
+
+    def _update_risk(self, view: MarketView) -> None:
+        if self._risk is None:
+            return
+        before = self._risk.record.breaker
+        if self._risk.update_equity(view.equity, view.now):
+            after = self._risk.record.breaker
+            self._save_risk(immediate=True)
+            self._alert("breaker", f"risk breaker {before.value} -> {after.value}", "risk")
+        else:
+            self._save_risk(immediate=False)
+
+    def _manage_positions(self, view: MarketView) -> None:
+        """Exits: strategies' own rules, the CLOSE_ALL breaker, and positions no rules manage (adopted by
+        recovery, or of a strategy this run does not know), which are closed at the first open market."""
+        close_all = self._risk is not None and self._risk.close_all_required()
+        for position_id, position in sorted(self._positions.items()):
+            if position.status is not PositionStatus.OPEN or self._in_flight_for_position(position_id):
+                continue
+            rules = self._rules.get(position.strategy_id)
+            machine = self._machines.get(position.strategy_id)
+            if rules is None or machine is None:
+                self._exit(position, "not managed by any strategy in this run: closing", None)
+                continue
+            if machine.state is not StrategyState.ACTIVE or machine.record.position_id != position_id:
+                continue
+            if close_all:
+                self._exit(position, "risk breaker CLOSE_ALL", machine)
+                continue
+            try:
+                reason = rules.exit_reason(view, position)
+            except Exception as error:
+                self._log.error(f"engine: {position.strategy_id} exit rule failed: {error!r}")
+                continue
+            if reason:
+                self._exit(position, reason, machine)
+
+    def _look_for_entries(self, view: MarketView) -> None:
+        risk = self._risk
+        if risk is None or risk.close_all_required():
+            return
+        for strategy_id, machine in sorted(self._machines.items()):
+            rules = self._rules.get(strategy_id)
+            if rules is None or not rules.enabled or machine.state is not StrategyState.WAITING:
+                continue
+            # one cycle at a time: never a second entry while anything of this strategy is held or moving
+            if open_positions_of(strategy_id, self._positions) or in_flight_groups_of(strategy_id, self._groups):
+                continue
+            try:
+                size = risk.size_factor()
+                if size <= 0 or not risk.entries_allowed(view.vix):
+                    continue
+                plan = rules.entry_plan(view, machine.record, size)
+            except Exception as error:
+                self._log.error(f"engine: {strategy_id} entry rule failed: {error!r}")
+                continue
+            if plan is not None:
+                self._enter(machine, plan, view.vix)
+
+
+__all__ = ["TradingEngine"]

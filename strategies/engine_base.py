@@ -1,0 +1,178 @@
+"""The trading engine's state and its small, safe building blocks (saving, logging, state moves).
+
+The engine is split by job so each file stays well under QC's 32 KB limit:
+  engine_base.py     state + persistence/logging helpers (this file)
+  engine_orders.py   write-ahead groups, submission, cancels, recovery orders
+  engine_recovery.py start-up, re-binding, reconciliation, settling records and strategy states
+  engine.py          TradingEngine: the calls main.py makes
+Each layer subclasses the previous one; nothing here starts threads (main.py holds an RLock around every call).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Optional, Sequence, Set
+
+from persistence.ports import LogPort
+from persistence.records import (
+    OrderGroupRecord,
+    PositionRecord,
+    Record,
+    RiskRecord,
+    StrategyState,
+    StrategyStateRecord,
+)
+from strategies.engine_types import (
+    UNFILLED_ORDER_TIMEOUT,
+    EngineSnapshot,
+    EngineStore,
+    RiskLike,
+    RulesLike,
+)
+from strategies.params import Params
+from strategies.ports import BrokerPort
+from strategies.state_machine import IllegalTransition, StrategyMachine
+
+RiskFactory = Callable[[Optional[RiskRecord], Params, datetime], RiskLike]
+
+
+def default_rules(params: Params) -> Sequence[RulesLike]:
+    """LT112 and the Friday 0DTE, per params (imported here so the engine can be tested without them)."""
+    from strategies.lt112 import LT112Rules  # noqa: PLC0415
+    from strategies.zero_dte import ZeroDteRules  # noqa: PLC0415
+
+    return (LT112Rules(params), ZeroDteRules(params))
+
+
+def default_risk(record: Optional[RiskRecord], params: Params, now: datetime) -> RiskLike:
+    from strategies.risk import RiskManager  # noqa: PLC0415
+
+    return RiskManager(record, params, now)
+
+
+class EngineBase:
+    def __init__(
+        self,
+        store: EngineStore,
+        broker: BrokerPort,
+        params: Params,
+        log: LogPort,
+        rules: Optional[Sequence[RulesLike]] = None,
+        *,
+        risk_factory: Optional[RiskFactory] = None,
+        unfilled_timeout: timedelta = UNFILLED_ORDER_TIMEOUT,
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self._params = params
+        self._log = log
+        chosen = default_rules(params) if rules is None else rules
+        self._rules: Dict[str, RulesLike] = {r.strategy_id: r for r in chosen}
+        self._risk_factory: RiskFactory = risk_factory or default_risk
+        self._unfilled_timeout = unfilled_timeout
+        self._params_hash = params.params_hash()
+        self._machines: Dict[str, StrategyMachine] = {}
+        self._groups: Dict[str, OrderGroupRecord] = {}
+        self._positions: Dict[str, PositionRecord] = {}
+        self._risk: Optional[RiskLike] = None
+        self._saved_risk: Optional[RiskRecord] = None
+        self._now = datetime.min
+        self._market_open = False  # as of the last market view
+        self._started = False
+        self._trading = False  # after on_warmup_finished: orders may be placed
+        self._submitting: Set[str] = set()  # groups whose submit call has not returned (events may come first)
+        self._cancel_requested: Dict[str, datetime] = {}
+        self._gave_up: Set[str] = set()  # incomplete groups past MAX_RECOVERY_ATTEMPTS
+        self._reconcile_pending = False  # holdings may have moved without an event we could book
+
+    # ------------------------------------------------------------------------------------------- persistence
+
+    def _save(self, record: Record, immediate: bool = True) -> bool:
+        """store.put, guarded: a store bug must not stop trading bookkeeping (the record stays in memory and the
+        next scheduled save retries it)."""
+        try:
+            saved = self._store.put(record, immediate)
+        except Exception as error:
+            self._log.error(f"engine: saving {record.record_name} failed: {error!r}")
+            return False
+        if immediate and not saved:
+            self._log.error(f"engine: {record.record_name} is not durable yet (store refused the save)")
+        return saved
+
+    def _flush(self) -> bool:
+        try:
+            return self._store.flush()
+        except Exception as error:
+            self._log.error(f"engine: flush failed: {error!r}")
+            return False
+
+    def _set_group(self, group: OrderGroupRecord, immediate: bool = True) -> bool:
+        self._groups[group.group_id] = group
+        return self._save(group, immediate)
+
+    def _set_position(self, position: PositionRecord, immediate: bool = True) -> bool:
+        self._positions[position.position_id] = position
+        return self._save(position, immediate)
+
+    def _save_risk(self, immediate: bool) -> bool:
+        if self._risk is None:
+            return True
+        record = self._risk.record
+        if record == self._saved_risk and not immediate:
+            return True
+        saved = self._save(record, immediate)
+        self._saved_risk = record
+        return saved
+
+    def _persist_strategy(self, record: StrategyStateRecord) -> bool:
+        return self._save(record, immediate=True)
+
+    def _audit(self, kind: str, message: str, ref: str = "") -> None:
+        try:
+            self._store.audit(kind, message, ref)
+        except Exception as error:
+            self._log.error(f"engine: audit note failed: {error!r}")
+
+    def _alert(self, kind: str, message: str, ref: str = "") -> None:
+        """Something a human should read: error log + audit record."""
+        self._log.error(f"engine: {message}")
+        self._audit(kind, message, ref)
+
+    # ------------------------------------------------------------------------------------------- state moves
+
+    def _move(self, machine: StrategyMachine, to: StrategyState, reason: str, **changes: Any) -> bool:
+        """A guarded transition: True when the machine is in `to` and that is durable. `changes` are the
+        record fields to set (position_id, group_id, last_entry_day; omitted = kept). An illegal move is logged
+        (a bug, not a reason to stop the bookkeeping) and leaves the state as it was."""
+        if machine.state is to:
+            return True
+        try:
+            return machine.transition(to, self._now, reason, **changes)
+        except IllegalTransition as error:
+            self._log.error(f"engine: {error}")
+            return False
+        except Exception as error:
+            self._log.error(f"engine: moving {machine.strategy_id} to {to.value} failed: {error!r}")
+            return False
+
+    # ------------------------------------------------------------------------------------------- read-only view
+
+    def snapshot(self) -> EngineSnapshot:
+        return EngineSnapshot(
+            strategies=MappingProxyType({sid: m.record for sid, m in self._machines.items()}),
+            groups=MappingProxyType(dict(self._groups)),
+            positions=MappingProxyType(dict(self._positions)),
+            risk=self._risk.record if self._risk is not None else None,
+            started=self._started,
+            trading=self._trading,
+        )
+
+    # ------------------------------------------------------------------------------------------- hooks
+
+    def _settle(self) -> None:
+        """Bring records and strategy states in line with each other and act on decisions (engine_recovery)."""
+        raise NotImplementedError
+
+
+__all__ = ["EngineBase", "RiskFactory", "default_risk", "default_rules"]

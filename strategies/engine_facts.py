@@ -1,0 +1,202 @@
+"""Pure helpers of the trading engine: ids, positions from fills, realized P&L, the state a strategy should be
+in given its records. No store, no broker, no clock: everything comes in as arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Collection, Mapping, Optional, Tuple
+
+from persistence.records import (
+    ContractRecord,
+    GroupPurpose,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    StrategyState,
+)
+from recovery.reconcile import parse_contract_key
+from recovery.startup import PositionToBuild
+from strategies.engine_types import OPTION_MULTIPLIER
+from strategies.order_groups import is_in_flight
+from strategies.ports import LegSpec
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def safe_id_part(text: str) -> str:
+    """Ids become ObjectStore key parts and order tags: keep to [A-Za-z0-9_-]."""
+    return _KEY_UNSAFE.sub("_", text) or "x"
+
+
+def new_record_id(prefix: str, now: datetime, run_id: str, taken: Collection[str]) -> str:
+    """A position/group id unique across runs: time to the second + a short hash of the run, then a counter.
+
+    The run hash keeps two runs that act in the same second apart (a backtest re-run over a resumed store);
+    the counter keeps two ids of one run apart. `taken` holds every id the engine already knows.
+    """
+    run_hash = hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:4]
+    base = f"{safe_id_part(prefix)}-{now:%Y%m%d%H%M%S}-{run_hash}"
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+# ----------------------------------------------------------------------------------------------- entry plan note
+
+# The entry plan's targets must survive a crash between submitting the entry and building the position, and
+# OrderGroupRecord has no field for them. Until it has, they ride in the ENTRY group's `decision` text as a
+# bracketed note that every later decision text keeps (see `keep_plan_note`).
+_PLAN_NOTE = re.compile(r"\[plan target=([-0-9.eE+]+) max_loss=([-0-9.eE+]+) vix=([-0-9.eE+]+|none)\]")
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    profit_target: float
+    max_loss: float
+    entry_vix: Optional[float]
+
+
+def plan_note(facts: PlanFacts) -> str:
+    vix = "none" if facts.entry_vix is None else repr(float(facts.entry_vix))
+    return f"[plan target={float(facts.profit_target)!r} max_loss={float(facts.max_loss)!r} vix={vix}]"
+
+
+def parse_plan_note(text: Optional[str]) -> Optional[PlanFacts]:
+    match = _PLAN_NOTE.search(text or "")
+    if match is None:
+        return None
+    target, max_loss, vix = match.groups()
+    return PlanFacts(float(target), float(max_loss), None if vix == "none" else float(vix))
+
+
+def keep_plan_note(old_decision: Optional[str], new_decision: str) -> str:
+    """The new decision text, still carrying the plan note of the old one (if it had one)."""
+    match = _PLAN_NOTE.search(old_decision or "")
+    if match is None or match.group(0) in new_decision:
+        return new_decision
+    return f"{new_decision} {match.group(0)}"
+
+
+# ----------------------------------------------------------------------------------------------- positions
+
+
+def position_from_build(
+    build: PositionToBuild, facts: Optional[PlanFacts], params_hash: str, entry_time: datetime
+) -> PositionRecord:
+    """The position record of a finished entry (recovery.startup lists it). Unknown plan facts (lost with a
+    crash) are recorded as 0 and said in the note: the exit rules then rely on their DTE/time rules."""
+    contracts = tuple(
+        ContractRecord(leg.symbol, leg.right, leg.strike, leg.expiry, leg.quantity)
+        for leg in sorted(build.legs, key=lambda leg: leg.symbol)
+    )
+    note = "" if facts is not None else "entry plan targets unknown (lost before the fill was booked)"
+    return PositionRecord(
+        position_id=build.position_id,
+        strategy_id=build.strategy_id,
+        entry_group_id=build.entry_group_id,
+        entry_time=entry_time,
+        entry_price=build.entry_price,
+        contracts=contracts,
+        expiry=min(c.expiry for c in contracts),
+        strikes=tuple(sorted({c.strike for c in contracts})),
+        entry_vix=facts.entry_vix if facts else None,
+        profit_target=facts.profit_target if facts else 0.0,
+        max_loss=facts.max_loss if facts else 0.0,
+        params_hash=params_hash,
+        note=note,
+    )
+
+
+def realized_pnl(position_id: str, groups: Mapping[str, OrderGroupRecord]) -> float:
+    """Cash in minus cash out over every group of the position (entry, completion, rollback, exits), in account
+    currency. Fills are signed (+ buy): buying costs, selling earns. An adopted position has no entry group,
+    so its figure is the exit's cash flow only (its entry price is unknown)."""
+    flow = 0.0
+    for group in groups.values():
+        if group.position_id == position_id:
+            flow += sum(leg.filled_quantity * leg.avg_fill_price for leg in group.legs)
+    return -flow * OPTION_MULTIPLIER
+
+
+def exit_legs(position: PositionRecord) -> Tuple[LegSpec, ...]:
+    """Legs that close every contract of the position (buys first: shorts are bought back before the longs that
+    protect them are sold, should the broker split the combo)."""
+    legs = []
+    for contract in position.contracts:
+        parsed = parse_contract_key(contract.symbol)
+        underlying = parsed[0] if parsed else contract.symbol.split("-", 1)[0]
+        legs.append(
+            LegSpec(contract.symbol, underlying, contract.right, contract.strike, contract.expiry, -contract.quantity)
+        )
+    return tuple(leg for leg in legs if leg.quantity > 0) + tuple(leg for leg in legs if leg.quantity < 0)
+
+
+def open_positions_of(strategy_id: str, positions: Mapping[str, PositionRecord]) -> Tuple[PositionRecord, ...]:
+    return tuple(
+        p
+        for _, p in sorted(positions.items())
+        if p.strategy_id == strategy_id and p.status is not PositionStatus.CLOSED
+    )
+
+
+def in_flight_groups_of(strategy_id: str, groups: Mapping[str, OrderGroupRecord]) -> Tuple[OrderGroupRecord, ...]:
+    return tuple(
+        g
+        for g in sorted(groups.values(), key=lambda g: (g.created_at, g.group_id))
+        if g.strategy_id == strategy_id and is_in_flight(g)
+    )
+
+
+@dataclass(frozen=True)
+class TargetState:
+    state: StrategyState
+    position_id: Optional[str]
+    group_id: Optional[str]
+    why: str
+
+
+def target_state(
+    strategy_id: str, groups: Mapping[str, OrderGroupRecord], positions: Mapping[str, PositionRecord]
+) -> TargetState:
+    """The state the records say the strategy is in: an exit in flight -> EXITING; an entry (or its completion
+    or rollback) in flight -> ENTERING; an open position -> ACTIVE; otherwise WAITING."""
+    moving = in_flight_groups_of(strategy_id, groups)
+    held = open_positions_of(strategy_id, positions)
+    exits = [g for g in moving if g.purpose is GroupPurpose.EXIT]
+    if exits:
+        group = exits[-1]
+        return TargetState(StrategyState.EXITING, group.position_id, group.group_id, f"exit {group.group_id} in flight")
+    if moving:
+        group = moving[-1]
+        return TargetState(
+            StrategyState.ENTERING,
+            group.position_id,
+            group.group_id,
+            f"{group.purpose.value} {group.group_id} in flight",
+        )
+    if held:
+        return TargetState(StrategyState.ACTIVE, held[0].position_id, None, f"position {held[0].position_id} open")
+    return TargetState(StrategyState.WAITING, None, None, "flat, nothing in flight")
+
+
+__all__ = [
+    "PlanFacts",
+    "TargetState",
+    "exit_legs",
+    "in_flight_groups_of",
+    "keep_plan_note",
+    "new_record_id",
+    "open_positions_of",
+    "parse_plan_note",
+    "plan_note",
+    "position_from_build",
+    "realized_pnl",
+    "safe_id_part",
+    "target_state",
+]

@@ -1,0 +1,251 @@
+"""Placing orders, always write-ahead: the group (and the strategy state that explains it) is saved and flushed
+BEFORE the broker hears of it, so a crash at any point leaves a record that recovery can match with holdings.
+
+Order of every submission:
+1. save the PENDING group (immediate put);
+2. move the strategy (ENTERING/EXITING) or mark the parent's decision, also an immediate put;
+3. flush (LEAN's LocalObjectStore writes pending saves to disk; elsewhere a no-op we cannot check);
+4. only if 1 and 2 were accepted by the store: submit. Otherwise the group is marked refused (FAILED) and
+   nothing is placed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import List, Optional, Sequence
+
+from persistence.records import GroupPurpose, PositionRecord, PositionStatus, StrategyState
+from recovery.decisions import DecisionAction, GroupDecision, recovery_group
+from strategies.engine_base import EngineBase
+from strategies.engine_facts import (
+    PlanFacts,
+    exit_legs,
+    keep_plan_note,
+    new_record_id,
+    plan_note,
+)
+from strategies.engine_types import MAX_RECOVERY_ATTEMPTS, EntryPlanLike
+from strategies.order_groups import (
+    cancel_open_legs,
+    is_in_flight,
+    mark_refused,
+    mark_submitted,
+    new_group,
+    open_legs,
+    pending_legs,
+    with_decision,
+)
+from strategies.ports import LegSpec, SubmittedOrder
+from strategies.state_machine import StrategyMachine
+
+
+class EngineOrders(EngineBase):
+    # ------------------------------------------------------------------------------------------- ids
+
+    def _taken_ids(self) -> set[str]:
+        return set(self._groups) | set(self._positions)
+
+    def _in_flight_for_position(self, position_id: str) -> bool:
+        return any(g.position_id == position_id and is_in_flight(g) for g in self._groups.values())
+
+    # ------------------------------------------------------------------------------------------- entry / exit
+
+    def _enter(self, machine: StrategyMachine, plan: EntryPlanLike, vix: Optional[float]) -> None:
+        """Write the ENTRY group ahead, move WAITING -> ENTERING (durable), flush, then submit the combo."""
+        strategy_id = machine.strategy_id
+        run_id = self._broker.run_id
+        position_id = new_record_id(strategy_id, self._now, run_id, self._taken_ids())
+        group_id = f"{position_id}-entry"
+        try:
+            group = new_group(group_id, strategy_id, GroupPurpose.ENTRY, position_id, plan.legs, self._now, run_id)
+        except ValueError as error:
+            self._alert("entry-refused", f"{strategy_id}: entry plan has bad legs: {error}", strategy_id)
+            return
+        group = with_decision(group, plan_note(PlanFacts(plan.profit_target, plan.max_loss, vix)), self._now)
+        group_saved = self._set_group(group)
+        state_saved = False
+        if group_saved:
+            state_saved = self._move(
+                machine,
+                StrategyState.ENTERING,
+                f"entry: {plan.reason}",
+                position_id=position_id,
+                group_id=group_id,
+                last_entry_day=self._now.date(),
+            )
+        self._flush()
+        if not (group_saved and state_saved):
+            self._alert("save-failed", f"{strategy_id}: entry {group_id} not durable; no order placed", group_id)
+            self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
+            if machine.state is StrategyState.ENTERING:
+                self._move(machine, StrategyState.WAITING, "entry not durable: nothing placed", position_id=None)
+            return
+        self._log.info(f"engine: {strategy_id} entering {group_id} ({plan.units} units): {plan.reason}")
+        self._submit(group_id, as_combo=True)
+
+    def _exit(self, position: PositionRecord, reason: str, machine: Optional[StrategyMachine]) -> None:
+        """Write the EXIT group ahead, mark the position CLOSING, move ACTIVE -> EXITING, flush, submit."""
+        run_id = self._broker.run_id
+        group_id = new_record_id(f"{position.position_id}-exit", self._now, run_id, self._taken_ids())
+        legs = exit_legs(position)
+        if not legs:
+            self._alert("exit-refused", f"position {position.position_id} has no contracts to close", group_id)
+            return
+        group = new_group(
+            group_id, position.strategy_id, GroupPurpose.EXIT, position.position_id, legs, self._now, run_id
+        )
+        durable = self._set_group(group)
+        durable = self._set_position(replace(position, status=PositionStatus.CLOSING)) and durable
+        if machine is not None and durable:
+            durable = self._move(machine, StrategyState.EXITING, f"exit: {reason}", group_id=group_id)
+        self._flush()
+        if not durable:
+            self._alert("save-failed", f"exit {group_id} not durable; no order placed", group_id)
+            self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
+            return
+        self._log.info(f"engine: closing position {position.position_id} with {group_id}: {reason}")
+        self._submit(group_id, as_combo=True)
+
+    # ------------------------------------------------------------------------------------------- recovery orders
+
+    def _recovery_attempts(self, parent_id: str) -> int:
+        return sum(1 for g in self._groups.values() if g.parent_group_id == parent_id)
+
+    def _act_on_decision(self, decision: GroupDecision) -> None:
+        """Persist the decision on the incomplete group, write its recovery group ahead, flush, submit (buys
+        first, one order per leg so a refused buy stops the sells that it was meant to protect)."""
+        parent = self._groups.get(decision.group_id)
+        if parent is None or decision.group_id in self._gave_up:
+            return
+        text = keep_plan_note(parent.decision, decision.text)
+        if decision.action is DecisionAction.WAIT:
+            # persisted once per reason (not every minute): the store would rewrite an unchanged-looking decision
+            if decision.reason not in (parent.decision or ""):
+                self._set_group(with_decision(parent, text, self._now), immediate=False)
+            return
+        attempts = self._recovery_attempts(parent.group_id)
+        if attempts >= MAX_RECOVERY_ATTEMPTS:
+            self._gave_up.add(parent.group_id)
+            self._set_group(
+                with_decision(
+                    parent,
+                    keep_plan_note(parent.decision, f"GAVE UP after {attempts} recovery attempts: {decision.text}"),
+                    self._now,
+                )
+            )
+            self._alert(
+                "recovery-gave-up",
+                f"group {parent.group_id}: {attempts} recovery groups failed; strategy set to ERROR, a human must look",
+                f"group-{parent.group_id}",
+            )
+            machine = self._machines.get(parent.strategy_id)
+            if machine is not None:
+                self._move(machine, StrategyState.ERROR, f"recovery of {parent.group_id} gave up")
+            return
+        child_id = new_record_id(
+            f"{parent.group_id}-r{attempts + 1}", self._now, self._broker.run_id, self._taken_ids()
+        )
+        child = recovery_group(parent, decision, child_id, self._now, self._broker.run_id)
+        durable = self._set_group(with_decision(parent, text, self._now))
+        durable = self._set_group(child) and durable
+        self._flush()
+        self._log.error(f"engine: RECOVERY {parent.group_id}: {decision.text} -> {child_id}")
+        self._audit("recovery", f"{decision.text} -> {child_id}", f"group-{parent.group_id}")
+        if not durable:
+            self._alert("save-failed", f"recovery group {child_id} not durable; no order placed", child_id)
+            self._set_group(mark_refused(self._groups[child_id], self._now), immediate=False)
+            return
+        self._submit(child_id, as_combo=False)
+
+    # ------------------------------------------------------------------------------------------- submission
+
+    def _submit(self, group_id: str, as_combo: bool) -> None:
+        """Place the group's pending legs. Events may arrive (re-entrantly) before the broker call returns, so
+        the group is re-read from memory afterwards, never kept in a local across the call."""
+        group = self._groups[group_id]
+        legs = pending_legs(group)
+        self._submitting.add(group_id)
+        orders: List[SubmittedOrder] = []
+        refused: List[str] = []
+        failed = False
+        try:
+            if as_combo and len(legs) > 1:
+                orders = list(self._broker.submit_combo(legs, group_id))
+                if not orders:
+                    refused = [leg.symbol for leg in legs]
+            else:
+                orders, refused = self._submit_singles(legs, group_id)
+        except Exception as error:
+            # orders may or may not exist now: holdings will tell (reconcile), events still map by tag
+            failed = True
+            refused = [leg.symbol for leg in legs if leg.symbol not in {o.symbol for o in orders}]
+            self._alert("submit-failed", f"submitting {group_id} raised {error!r}", f"group-{group_id}")
+            self._reconcile_pending = True
+        finally:
+            self._submitting.discard(group_id)
+        current = self._groups[group_id]
+        if orders:
+            current = mark_submitted(current, orders, self._now)
+        if refused:
+            current = mark_refused(current, self._now, refused)
+            if not failed:
+                self._log.error(f"engine: broker refused {', '.join(refused)} of {group_id}")
+        self._set_group(current)
+        self._settle()
+
+    def _submit_singles(self, legs: Sequence[LegSpec], group_id: str) -> tuple[List[SubmittedOrder], List[str]]:
+        orders: List[SubmittedOrder] = []
+        for index, leg in enumerate(legs):
+            order = self._broker.submit_single(leg, group_id)
+            if order is None:
+                # stop here: the legs after a refused buy are the sells it was meant to protect
+                return orders, [later.symbol for later in legs[index:]]
+            orders.append(order)
+        return orders, []
+
+    # ------------------------------------------------------------------------------------------- cancels
+
+    def _cancel_overdue(self) -> None:
+        """Groups with legs open longer than the timeout: cancel those orders; if the broker no longer knows
+        them one more timeout later, close the legs in the records and let reconcile read holdings."""
+        now = self._now
+        for group_id in sorted(self._groups):
+            group = self._groups[group_id]
+            legs = open_legs(group)
+            if not legs or group_id in self._submitting or now - group.updated_at < self._unfilled_timeout:
+                continue
+            order_ids = [oid for leg in legs for oid in leg.order_ids]
+            requested = self._cancel_requested.get(group_id)
+            if order_ids and requested is None:
+                self._cancel_requested[group_id] = now
+                self._log.info(f"engine: {group_id} unfilled since {group.updated_at}: cancelling {order_ids}")
+                self._cancel_orders(order_ids)
+                continue
+            if requested is not None and now - requested < self._unfilled_timeout:
+                continue
+            if order_ids and set(order_ids) & set(self._open_order_ids()):
+                self._cancel_requested[group_id] = now  # still open at the broker: ask again, wait again
+                self._cancel_orders(order_ids)
+                continue
+            # no order exists for these legs (never placed, or gone without an event): they are dead
+            self._alert("legs-closed", f"{group_id}: open legs without a live order closed in the records", group_id)
+            self._set_group(cancel_open_legs(group, now))
+            self._cancel_requested.pop(group_id, None)
+            self._reconcile_pending = True
+
+    def _cancel_orders(self, order_ids: Sequence[int]) -> None:
+        for order_id in order_ids:
+            try:
+                self._broker.cancel(order_id)
+            except Exception as error:
+                self._log.error(f"engine: cancelling order {order_id} failed: {error!r}")
+
+    def _open_order_ids(self) -> Sequence[int]:
+        try:
+            return list(self._broker.open_order_ids())
+        except Exception as error:
+            self._log.error(f"engine: open orders unavailable: {error!r}")
+            return []
+
+
+__all__ = ["EngineOrders"]

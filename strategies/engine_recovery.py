@@ -1,0 +1,342 @@
+"""Start-up recovery and settling: make the records agree with the broker and with each other, then act.
+
+`_settle` is the one place that turns facts into bookkeeping, whether they come from an order event, a
+restart or a timeout; it is idempotent, so calling it again after a crash at any point finishes the job:
+  1. an incomplete group whose recovery group FILLED -> RESOLVED;
+  2. a finished entry (direct or through a completion) without a position -> the PositionRecord, saved;
+  3. an open position whose EXIT group FILLED -> CLOSED with its realized P&L, folded into risk;
+  4. a CLOSING position whose exit died with nothing filled -> OPEN again;
+  5. every strategy machine moved to the state its records imply (engine_facts.target_state), by legal steps;
+  6. one decision at a time for incomplete groups (complete / roll back / wait), then re-plan, because acting
+     can deliver events re-entrantly that change the picture.
+Re-entrant calls (an event delivered inside a submit that `_settle` itself made) only ask for another round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Dict, List, Optional
+
+from persistence.records import (
+    GroupPurpose,
+    GroupStatus,
+    OrderGroupRecord,
+    PositionStatus,
+    StrategyState,
+    StrategyStateRecord,
+)
+from recovery.decisions import DecisionAction
+from recovery.reconcile import apply_report, reconcile
+from recovery.startup import StartPlan, plan_start
+from strategies.engine_facts import (
+    keep_plan_note,
+    parse_plan_note,
+    position_from_build,
+    realized_pnl,
+    target_state,
+)
+from strategies.engine_orders import EngineOrders
+from strategies.order_groups import adopt_run, is_in_flight, mark_resolved, open_legs, with_decision
+from strategies.ports import SubmittedOrder
+from strategies.state_machine import StrategyMachine
+
+_SETTLE_ROUNDS = 12  # each round books or submits something; far more than a real start needs
+
+
+class EngineRecovery(EngineOrders):
+    _settling = False
+    _settle_again = False
+
+    # ------------------------------------------------------------------------------------------- start
+
+    def _restore(self, now: datetime) -> None:
+        """Load every record, restore machines and risk, plan provisionally. No orders (LEAN is initializing)."""
+        self._now = now
+        try:
+            loaded = self._store.load_all()
+            strategies = dict(loaded.strategies)
+            self._groups = dict(loaded.groups)
+            self._positions = dict(loaded.positions)
+            risk_record = loaded.risk
+            lost, stale = tuple(loaded.lost), tuple(loaded.stale)
+        except Exception as error:
+            # Start empty; reconcile adopts whatever holdings show, so nothing held is left unmanaged.
+            self._alert("load-failed", f"loading saved state failed ({error!r}); starting empty, reconcile decides")
+            strategies, risk_record, lost, stale = {}, None, (), ()
+        for name in lost:
+            self._alert("lost", f"record {name} could not be loaded; holdings will be reconciled", name)
+        for name in stale:
+            self._alert("stale", f"record {name} loaded at an older version than last saved", name)
+        self._risk = self._risk_factory(risk_record, self._params, now)
+        self._saved_risk = risk_record
+        if risk_record is None:
+            self._save_risk(immediate=False)
+        else:
+            self._log.info(
+                f"engine: risk restored (breaker {risk_record.breaker.value}, dd {risk_record.drawdown:.3f})"
+            )
+        for strategy_id in self._rules:
+            self._machines[strategy_id] = self._restore_machine(strategy_id, strategies.get(strategy_id), now)
+        for strategy_id in sorted(set(strategies) - set(self._rules)):
+            machine = StrategyMachine(strategies[strategy_id], self._persist_strategy)
+            self._machines[strategy_id] = machine
+            self._alert(
+                "unknown-strategy",
+                f"saved strategy {strategy_id!r} has no rules here; set to ERROR, "
+                "its positions are closed at the next market open",
+                machine.record.record_name,
+            )
+            self._move(machine, StrategyState.ERROR, "no rules for this strategy in this run")
+        plan = self._plan(orders_known=False, market_open=True)
+        self._log_plan(plan)
+        for decision in plan.decisions:
+            group = self._groups[decision.group_id]
+            text = f"PROVISIONAL {decision.text}"
+            self._set_group(with_decision(group, keep_plan_note(group.decision, text), now))
+            self._alert("recovery", f"group {group.group_id} incomplete: {text}", f"group-{group.group_id}")
+        self._started = True
+
+    def _restore_machine(
+        self, strategy_id: str, record: Optional[StrategyStateRecord], now: datetime
+    ) -> StrategyMachine:
+        if record is None:
+            machine = StrategyMachine.fresh(strategy_id, now, self._params_hash, self._persist_strategy)
+            self._save(machine.record, immediate=False)
+            return machine
+        machine = StrategyMachine(record, self._persist_strategy)
+        if record.state not in StrategyState.__members__.values():
+            self._alert("bad-state", f"{strategy_id}: saved state {record.state!r} unknown; recovering")
+            machine = StrategyMachine(replace(record, state=StrategyState.ERROR), self._persist_strategy)
+        if machine.state is StrategyState.ERROR:
+            # a restart is the human's go-ahead: start-up recovery takes the strategy over
+            self._move(machine, StrategyState.RECOVERING, "restart after ERROR: recovery takes over")
+        if record.params_hash and record.params_hash != self._params_hash:
+            self._log.info(
+                f"engine: {strategy_id} was saved under params {record.params_hash}, now {self._params_hash}"
+            )
+        return machine
+
+    def _plan(self, *, orders_known: bool, market_open: bool) -> StartPlan:
+        assert self._risk is not None
+        return plan_start(
+            {sid: m.record for sid, m in self._machines.items()},
+            self._groups,
+            self._positions,
+            self._broker.run_id,
+            self._now,
+            market_open=market_open,
+            entries_allowed=self._risk.entries_allowed(None),
+            orders_known=orders_known,
+        )
+
+    def _log_plan(self, plan: StartPlan) -> None:
+        if not plan.needs_attention:
+            self._log.info("engine: clean start, nothing to recover")
+            return
+        self._log.info(
+            f"engine: start plan: rebind {list(plan.rebind)}, resolve {list(plan.resolve_parents)}, "
+            f"build {[b.position_id for b in plan.positions_to_build]}, close {list(plan.positions_to_close)}"
+        )
+        for stuck in plan.stuck:
+            self._log.error(f"engine: strategy {stuck.strategy_id} stuck: {stuck.reason}")
+
+    # ------------------------------------------------------------------------------------------- warm-up done
+
+    def _rebind_groups(self) -> None:
+        """Groups of earlier runs that were still moving: bind them to the orders that survived (new LEAN ids,
+        found by broker id or tag); legs without a surviving order are closed (adopt_run)."""
+        run_id = self._broker.run_id
+        open_ids = set(self._open_order_ids())
+        for group_id in sorted(self._groups):
+            group = self._groups[group_id]
+            if group.run_id == run_id or not is_in_flight(group):
+                continue
+            survivors = self._surviving_orders(group, open_ids)
+            rebound = adopt_run(group, run_id, survivors, self._now)
+            self._set_group(rebound)
+            self._log.info(f"engine: {group_id} re-bound to this run with {len(survivors)} live order(s)")
+        self._cancel_unbound_orders(open_ids)
+
+    def _cancel_unbound_orders(self, open_ids: set[int]) -> None:
+        """An open order no group claims (its broker id was lost with unflushed saves, and the broker dropped
+        our tag) could fill on top of a completion: cancel it. Whatever it filled meanwhile reaches the records
+        through holdings (reconcile adopts it and the engine closes it)."""
+        run_id = self._broker.run_id
+        bound = {oid for g in self._groups.values() if g.run_id == run_id for leg in g.legs for oid in leg.order_ids}
+        for order_id in sorted(open_ids - bound):
+            self._alert("orphan-order", f"open order {order_id} belongs to no saved group: cancelled")
+            self._cancel_orders([order_id])
+            self._reconcile_pending = True
+
+    def _surviving_orders(self, group: OrderGroupRecord, open_ids: set[int]) -> List[SubmittedOrder]:
+        found: Dict[int, SubmittedOrder] = {}
+        for leg in group.legs:
+            for broker_id in leg.broker_ids:
+                try:
+                    ids = self._broker.order_ids_for_broker_id(broker_id)
+                except Exception as error:
+                    self._log.error(f"engine: looking up broker id {broker_id} failed: {error!r}")
+                    continue
+                for order_id in ids:
+                    if order_id in open_ids:
+                        found[order_id] = SubmittedOrder(leg.symbol, order_id, (broker_id,))
+        by_tag = getattr(self._broker, "open_orders_with_tag", None)
+        if callable(by_tag):
+            try:
+                for order in by_tag(group.group_id):
+                    if isinstance(order, SubmittedOrder) and order.order_id in open_ids:
+                        found.setdefault(order.order_id, order)
+            except Exception as error:
+                self._log.error(f"engine: looking up orders tagged {group.group_id} failed: {error!r}")
+        return [found[oid] for oid in sorted(found)]
+
+    def _reconcile(self) -> None:
+        """Compare the records with holdings and apply the differences (saved at once, noted in the audit)."""
+        try:
+            holdings = dict(self._broker.holdings())
+        except Exception as error:
+            self._log.error(f"engine: holdings unavailable, reconcile skipped: {error!r}")
+            return
+        report = reconcile(self._positions, self._groups, holdings)
+        self._reconcile_pending = False
+        if not report.actions:
+            return
+        result = apply_report(self._positions, self._groups, report, self._now)
+        self._positions, self._groups = dict(result.positions), dict(result.groups)
+        for group_id in result.changed_groups:
+            self._save(self._groups[group_id])
+        for position_id in result.changed_positions:
+            self._save(self._positions[position_id])
+        for note in result.audit:
+            self._log.error(f"engine: reconcile {note.kind}: {note.message}")
+            self._audit(note.kind, note.message, note.ref)
+
+    def _quiet(self) -> bool:
+        """No order can still fill (so holdings and booked fills must agree): safe to reconcile mid-run."""
+        return not self._submitting and not any(open_legs(g) for g in self._groups.values())
+
+    # ------------------------------------------------------------------------------------------- settling
+
+    def _settle(self) -> None:
+        if self._settling:
+            self._settle_again = True
+            return
+        self._settling = True
+        try:
+            for _ in range(_SETTLE_ROUNDS):
+                self._settle_again = False
+                plan = self._book(self._market_open)
+                self._sync_machines()
+                acted = self._trading and self._act_on_one(plan)
+                if not (acted or self._settle_again):
+                    return
+            self._log.error("engine: settling did not finish in time; continuing at the next call")
+        finally:
+            self._settling = False
+
+    def _book(self, market_open: bool) -> StartPlan:
+        """Steps 1-4 until nothing changes; returns the last plan (its decisions are current)."""
+        for _ in range(_SETTLE_ROUNDS):
+            plan = self._plan(orders_known=True, market_open=market_open)
+            changed = False
+            for group_id in plan.resolve_parents:
+                self._set_group(mark_resolved(self._groups[group_id], self._now))
+                self._log.info(f"engine: {group_id} resolved by its recovery group")
+                changed = True
+            for build in plan.positions_to_build:
+                changed = self._build_position(build.position_id, plan) or changed
+            for position_id in plan.positions_to_close:
+                self._close_position(position_id)
+                changed = True
+            changed = self._reopen_failed_exits() or changed
+            if not changed:
+                return plan
+        return self._plan(orders_known=True, market_open=market_open)
+
+    def _build_position(self, position_id: str, plan: StartPlan) -> bool:
+        build = next(b for b in plan.positions_to_build if b.position_id == position_id)
+        opening = [
+            g
+            for g in self._groups.values()
+            if g.position_id == position_id and g.purpose in (GroupPurpose.ENTRY, GroupPurpose.COMPLETION)
+        ]
+        entry_time = max((g.updated_at for g in opening), default=self._now)
+        root = self._groups.get(build.entry_group_id)
+        facts = parse_plan_note(root.decision if root else None)
+        position = position_from_build(build, facts, self._params_hash, entry_time)
+        self._set_position(position)
+        self._log.info(
+            f"engine: position {position_id} opened: {[(c.symbol, c.quantity) for c in position.contracts]} "
+            f"at {position.entry_price:+.2f}"
+        )
+        if facts is None:
+            self._alert("plan-lost", f"position {position_id}: entry targets unknown", f"position-{position_id}")
+        return True
+
+    def _close_position(self, position_id: str) -> None:
+        position = self._positions[position_id]
+        pnl = realized_pnl(position_id, self._groups)
+        closed = replace(position, status=PositionStatus.CLOSED, exit_time=self._now, realized_pnl=pnl)
+        self._set_position(closed)
+        self._log.info(f"engine: position {position_id} closed, realized {pnl:+.2f}")
+        if self._risk is not None and self._risk.on_position_closed(closed, self._now):
+            self._save_risk(immediate=True)
+        else:
+            self._save_risk(immediate=False)
+
+    def _reopen_failed_exits(self) -> bool:
+        changed = False
+        for position_id, position in sorted(self._positions.items()):
+            if position.status is not PositionStatus.CLOSING or self._in_flight_for_position(position_id):
+                continue
+            exits = [
+                g for g in self._groups.values() if g.position_id == position_id and g.purpose is GroupPurpose.EXIT
+            ]
+            if any(g.status is GroupStatus.FILLED for g in exits):
+                continue  # step 3 closes it
+            self._set_position(replace(position, status=PositionStatus.OPEN))
+            self._log.info(f"engine: exit of {position_id} did not happen; position open again")
+            changed = True
+        return changed
+
+    def _sync_machines(self) -> None:
+        for strategy_id, machine in sorted(self._machines.items()):
+            if strategy_id not in self._rules or machine.state is StrategyState.ERROR:
+                continue
+            target = target_state(strategy_id, self._groups, self._positions)
+            current = machine.state
+            if current is target.state and not (
+                current is StrategyState.ACTIVE and machine.record.position_id != target.position_id
+            ):
+                continue
+            why = f"records say: {target.why}"
+            changes: Dict[str, object] = {"position_id": target.position_id}
+            if target.group_id is not None:
+                changes["group_id"] = target.group_id
+            direct = {
+                (StrategyState.ENTERING, StrategyState.ACTIVE),
+                (StrategyState.ENTERING, StrategyState.WAITING),
+                (StrategyState.EXITING, StrategyState.ACTIVE),
+                (StrategyState.ACTIVE, StrategyState.EXITING),
+                (StrategyState.WAITING, StrategyState.ENTERING),
+                (StrategyState.CLOSED, StrategyState.WAITING),
+            }
+            if current is StrategyState.EXITING and target.state is StrategyState.WAITING:
+                self._move(machine, StrategyState.CLOSED, f"exit filled; {why}", **changes)
+            elif (current, target.state) not in direct and current is not StrategyState.RECOVERING:
+                self._move(machine, StrategyState.RECOVERING, f"state {current.value} disagrees; {why}")
+            self._move(machine, target.state, why, **changes)
+
+    def _act_on_one(self, plan: StartPlan) -> bool:
+        """Act on the first decision that needs an order; persist WAIT decisions. True when an order was sent."""
+        for decision in plan.decisions:
+            if decision.group_id in self._submitting or decision.group_id in self._gave_up:
+                continue
+            self._act_on_decision(decision)
+            if decision.action is not DecisionAction.WAIT:
+                return True
+        return False
+
+
+__all__ = ["EngineRecovery"]

@@ -1,0 +1,168 @@
+"""What the trading engine needs from its collaborators, as protocols, and what it shows the outside.
+
+The engine is written against these structural types, not the concrete classes, so it can be tested with
+small fakes and so the concrete modules (persistence.store.StateStore, strategies.risk.RiskManager,
+strategies.base rules) only have to *fit*, not inherit. The shapes follow .ci/DESIGN-CONTRACTS.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Mapping, Optional, Protocol, Sequence, Tuple
+
+from persistence.records import (
+    AuditRecord,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    Record,
+    RiskRecord,
+    StrategyStateRecord,
+)
+from strategies.ports import LegSpec, MarketView, SubmittedOrder
+
+# A group whose orders sat unfilled this long is cancelled; an incomplete group whose remaining legs are still
+# open this long has them cancelled so it can be decided (a second order on an open leg could double-fill).
+UNFILLED_ORDER_TIMEOUT = timedelta(minutes=5)
+# An incomplete group gets at most this many recovery groups; after that its strategy goes to ERROR and a
+# human looks (a broker that refuses the same order again and again will not change its mind every minute).
+MAX_RECOVERY_ATTEMPTS = 3
+OPTION_MULTIPLIER = 100  # US equity and index options
+
+
+class LoadedState(Protocol):
+    """persistence.store.LoadResult, as far as the engine reads it."""
+
+    @property
+    def strategies(self) -> Mapping[str, StrategyStateRecord]: ...
+
+    @property
+    def groups(self) -> Mapping[str, OrderGroupRecord]: ...
+
+    @property
+    def positions(self) -> Mapping[str, PositionRecord]: ...
+
+    @property
+    def risk(self) -> Optional[RiskRecord]: ...
+
+    @property
+    def audit(self) -> Optional[AuditRecord]: ...
+
+    @property
+    def lost(self) -> Sequence[str]: ...
+
+    @property
+    def stale(self) -> Sequence[str]: ...
+
+
+class EngineStore(Protocol):
+    """persistence.store.StateStore, as far as the engine uses it."""
+
+    def load_all(self) -> LoadedState: ...
+
+    def put(self, record: Record, immediate: bool = True) -> bool: ...
+
+    def save_dirty(self) -> int: ...
+
+    def flush(self) -> bool: ...
+
+    def audit(self, kind: str, message: str, ref: str = "") -> None: ...
+
+
+class RiskLike(Protocol):
+    """strategies.risk.RiskManager, as far as the engine uses it."""
+
+    @property
+    def record(self) -> RiskRecord: ...
+
+    def update_equity(self, equity: float, now: datetime) -> bool: ...
+
+    def on_position_closed(self, position: PositionRecord, now: datetime) -> bool: ...
+
+    def entries_allowed(self, vix: Optional[float]) -> bool: ...
+
+    def size_factor(self) -> float: ...
+
+    def close_all_required(self) -> bool: ...
+
+
+class EntryPlanLike(Protocol):
+    """strategies.base.EntryPlan: legs carry their TOTAL signed quantity."""
+
+    @property
+    def strategy_id(self) -> str: ...
+
+    @property
+    def legs(self) -> Tuple[LegSpec, ...]: ...
+
+    @property
+    def units(self) -> int: ...
+
+    @property
+    def profit_target(self) -> float: ...
+
+    @property
+    def max_loss(self) -> float: ...
+
+    @property
+    def expiry(self) -> date: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class RulesLike(Protocol):
+    """strategies.base.StrategyRules."""
+
+    @property
+    def strategy_id(self) -> str: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def entry_plan(
+        self, view: MarketView, state: StrategyStateRecord, size_factor: float
+    ) -> Optional[EntryPlanLike]: ...
+
+    def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]: ...
+
+
+class TaggedOrderLookup(Protocol):
+    """Optional BrokerPort extension: the open orders that carry a tag (for re-binding groups after a restart
+    when the broker kept our tag but we never learned a broker id). Checked with hasattr at run time."""
+
+    def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]: ...
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """A read-only copy of what the engine holds (for the demo, the crash drill and tests)."""
+
+    strategies: Mapping[str, StrategyStateRecord]
+    groups: Mapping[str, OrderGroupRecord]
+    positions: Mapping[str, PositionRecord]
+    risk: Optional[RiskRecord]
+    started: bool  # start() ran
+    trading: bool  # on_warmup_finished() ran: orders may be placed
+
+    def open_positions(self, strategy_id: Optional[str] = None) -> Tuple[PositionRecord, ...]:
+        return tuple(
+            p
+            for _, p in sorted(self.positions.items())
+            if p.status is not PositionStatus.CLOSED and (strategy_id is None or p.strategy_id == strategy_id)
+        )
+
+
+__all__ = [
+    "MAX_RECOVERY_ATTEMPTS",
+    "OPTION_MULTIPLIER",
+    "UNFILLED_ORDER_TIMEOUT",
+    "EngineSnapshot",
+    "EngineStore",
+    "EntryPlanLike",
+    "LoadedState",
+    "RiskLike",
+    "RulesLike",
+    "TaggedOrderLookup",
+]

@@ -1,0 +1,334 @@
+"""Small fakes for the engine tests: a store with a memory/disk split, a broker that keeps holdings and open
+orders across restarts (new LEAN ids, same broker ids, fills while down without events), a market view, rules
+and a risk manager. No tests here; the engine test modules import these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from persistence.ports import ListLog
+from persistence.records import (
+    AuditRecord,
+    BreakerLevel,
+    OrderGroupRecord,
+    PositionRecord,
+    Record,
+    Right,
+    RiskRecord,
+    StrategyStateRecord,
+)
+from strategies.base import EntryPlan
+from strategies.engine import TradingEngine
+from strategies.params import Params
+from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
+
+T0 = datetime(2024, 1, 3, 10, 0)
+EXP = date(2024, 5, 17)
+NEAR = date(2024, 3, 15)
+UNDERLYING = "SPY"
+
+
+def leg(strike: float, quantity: int, expiry: date = EXP) -> LegSpec:
+    return LegSpec(f"SPY-{expiry:%Y%m%d}-P-{strike:g}", UNDERLYING, Right.PUT, strike, expiry, quantity)
+
+
+# the designed structure per unit: a 1-1-2 (long put, short put, two naked puts further out)
+STRUCTURE: Tuple[LegSpec, ...] = (leg(440, 1), leg(435, -1), leg(400, -2, NEAR))
+
+
+# ----------------------------------------------------------------------------------------------- store
+
+
+@dataclass
+class Loaded:
+    strategies: Dict[str, StrategyStateRecord]
+    groups: Dict[str, OrderGroupRecord]
+    positions: Dict[str, PositionRecord]
+    risk: Optional[RiskRecord]
+    audit: Optional[AuditRecord]
+    lost: List[str] = field(default_factory=list)
+    stale: List[str] = field(default_factory=list)
+
+
+class FakeStore:
+    """Records by name. `memory` is what LEAN's store holds, `disk` what survived the last flush; a crash keeps
+    only the disk (like LocalObjectStore losing pending saves), unless `crash(keep_memory=True)`."""
+
+    def __init__(self, disk: Optional[Dict[str, Record]] = None) -> None:
+        self.disk: Dict[str, Record] = dict(disk or {})
+        self.memory: Dict[str, Record] = dict(self.disk)
+        self.dirty: Dict[str, Record] = {}
+        self.audits: List[Tuple[str, str, str]] = []
+        self.refuse_puts = False
+        self.flushes = 0
+        self.puts: List[str] = []
+
+    def load_all(self) -> Loaded:
+        recs = self.memory.values()
+        return Loaded(
+            strategies={r.strategy_id: r for r in recs if isinstance(r, StrategyStateRecord)},
+            groups={r.group_id: r for r in recs if isinstance(r, OrderGroupRecord)},
+            positions={r.position_id: r for r in recs if isinstance(r, PositionRecord)},
+            risk=next((r for r in recs if isinstance(r, RiskRecord)), None),
+            audit=None,
+        )
+
+    def put(self, record: Record, immediate: bool = True) -> bool:
+        if not immediate:
+            self.dirty[record.record_name] = record
+            return True
+        if self.refuse_puts:
+            self.dirty[record.record_name] = record
+            return False
+        self.memory[record.record_name] = record
+        self.dirty.pop(record.record_name, None)
+        self.puts.append(record.record_name)
+        return True
+
+    def save_dirty(self) -> int:
+        count = len(self.dirty)
+        self.memory.update(self.dirty)
+        self.dirty.clear()
+        return count
+
+    def flush(self) -> bool:
+        self.flushes += 1
+        self.disk = dict(self.memory)
+        return True
+
+    def audit(self, kind: str, message: str, ref: str = "") -> None:
+        self.audits.append((kind, message, ref))
+
+    def crash(self, keep_memory: bool = False) -> FakeStore:
+        return FakeStore(self.memory if keep_memory else self.disk)
+
+
+# ----------------------------------------------------------------------------------------------- broker
+
+
+@dataclass
+class FakeOrder:
+    order_id: int
+    symbol: str
+    quantity: int
+    tag: str
+    broker_id: str
+    filled: int = 0
+    open: bool = True
+    events: int = 0
+
+
+class FakeBroker:
+    """A broker + LEAN transactions. Holdings survive restarts; open orders survive with new LEAN ids.
+    `engine` receives events (None = the algorithm is down: fills change holdings silently)."""
+
+    def __init__(self, run_id: str = "run1") -> None:
+        self._run_id = run_id
+        self.orders: Dict[int, FakeOrder] = {}
+        self.held: Dict[str, int] = {}
+        self.next_id = 1
+        self.next_broker_id = 1
+        self.engine: Optional[TradingEngine] = None
+        self.auto_fill = False  # fill every order in full, re-entrantly, before submit returns (backtest)
+        self.refuse = False
+        self.tags_kept = True
+        self.on_submit: Optional[Callable[[str], None]] = None  # spy: called with the tag before anything happens
+        self.submitted: List[Tuple[str, Tuple[Tuple[str, int], ...]]] = []
+        self.sent: List[OrderEventData] = []
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    def _new_order(self, symbol: str, quantity: int, tag: str) -> FakeOrder:
+        order = FakeOrder(self.next_id, symbol, quantity, tag, f"B{self.next_broker_id}")
+        self.next_id += 1
+        self.next_broker_id += 1
+        self.orders[order.order_id] = order
+        return order
+
+    def submit_combo(self, legs: Sequence[LegSpec], tag: str) -> List[SubmittedOrder]:
+        if self.on_submit is not None:
+            self.on_submit(tag)
+        self.submitted.append((tag, tuple((leg.symbol, leg.quantity) for leg in legs)))
+        if self.refuse:
+            return []
+        orders = [self._new_order(leg.symbol, leg.quantity, tag) for leg in legs]
+        for order in orders:
+            self.emit(order, EventStatus.SUBMITTED, 0)
+        if self.auto_fill:
+            for order in orders:
+                self.fill(order.order_id, order.quantity - order.filled)
+        return [SubmittedOrder(o.symbol, o.order_id, (o.broker_id,)) for o in orders]
+
+    def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
+        if self.on_submit is not None:
+            self.on_submit(tag)
+        self.submitted.append((tag, ((leg.symbol, leg.quantity),)))
+        if self.refuse:
+            return None
+        order = self._new_order(leg.symbol, leg.quantity, tag)
+        self.emit(order, EventStatus.SUBMITTED, 0)
+        if self.auto_fill:
+            self.fill(order.order_id, order.quantity)
+        return SubmittedOrder(order.symbol, order.order_id, (order.broker_id,))
+
+    def emit(self, order: FakeOrder, status: EventStatus, quantity: int, price: float = 1.0) -> None:
+        order.events += 1
+        event = OrderEventData(
+            order.order_id, order.events, order.symbol, status, quantity, price, order.tag, T0, (order.broker_id,)
+        )
+        self.sent.append(event)
+        if self.engine is not None:
+            self.engine.on_order_event(event)
+
+    def fill(self, order_id: int, quantity: int, price: float = 1.0) -> int:
+        """Fill up to `quantity` (signed like the order) of an open order; returns what filled."""
+        order = self.orders[order_id]
+        left = order.quantity - order.filled
+        if not order.open or quantity == 0 or (quantity > 0) != (left > 0):
+            return 0
+        quantity = quantity if abs(quantity) <= abs(left) else left
+        order.filled += quantity
+        self.held[order.symbol] = self.held.get(order.symbol, 0) + quantity
+        if self.held[order.symbol] == 0:
+            del self.held[order.symbol]
+        done = order.filled == order.quantity
+        order.open = not done
+        self.emit(order, EventStatus.FILLED if done else EventStatus.PARTIALLY_FILLED, quantity, price)
+        return quantity
+
+    def cancel(self, order_id: int) -> None:
+        order = self.orders.get(order_id)
+        if order is not None and order.open:
+            order.open = False
+            self.emit(order, EventStatus.CANCELED, 0)
+
+    def holdings(self) -> Mapping[str, int]:
+        return dict(self.held)
+
+    def open_order_ids(self) -> Sequence[int]:
+        return [oid for oid, o in sorted(self.orders.items()) if o.open]
+
+    def order_ids_for_broker_id(self, broker_id: str) -> Sequence[int]:
+        return [oid for oid, o in sorted(self.orders.items()) if o.broker_id == broker_id]
+
+    def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
+        """The optional tag lookup (LEAN: transactions.get_open_orders() has .tag); off when `tags_kept` is
+        False, as with a brokerage that drops tags."""
+        if not self.tags_kept:
+            return []
+        return [
+            SubmittedOrder(o.symbol, oid, (o.broker_id,))
+            for oid, o in sorted(self.orders.items())
+            if o.open and o.tag == tag
+        ]
+
+    def restart(self, run_id: str, keep_open_orders: bool = True) -> None:
+        """A LEAN restart: open orders come back with new ids (same broker id), closed ones are forgotten."""
+        self._run_id = run_id
+        survivors = [o for o in self.orders.values() if o.open and keep_open_orders]
+        self.orders = {}
+        for order in survivors:
+            order.order_id = self.next_id
+            order.events = 0
+            self.next_id += 1
+            self.orders[order.order_id] = order
+
+
+# ----------------------------------------------------------------------------------------------- market, rules, risk
+
+
+@dataclass
+class FakeView:
+    now: datetime = T0
+    underlying: str = UNDERLYING
+    price: Optional[float] = 470.0
+    open_price: Optional[float] = 470.0
+    vix: Optional[float] = 15.0
+    equity: float = 100_000.0
+    market_open: bool = True
+
+    def chain(self) -> Sequence[OptionQuote]:
+        return ()
+
+    def quote(self, symbol: str) -> Optional[OptionQuote]:
+        return None
+
+
+class FakeRules:
+    """Enters whenever `want_entry` (units of STRUCTURE), exits whenever `want_exit`."""
+
+    def __init__(self, strategy_id: str = "s1", units: int = 1) -> None:
+        self.strategy_id = strategy_id
+        self.enabled = True
+        self.units = units
+        self.want_entry = True
+        self.want_exit = False
+        self.entry_calls = 0
+
+    def entry_plan(self, view: FakeView, state: StrategyStateRecord, size_factor: float) -> Optional[EntryPlan]:
+        self.entry_calls += 1
+        if not self.want_entry:
+            return None
+        legs = tuple(replace(leg_, quantity=leg_.quantity * self.units) for leg_ in STRUCTURE)
+        return EntryPlan(self.strategy_id, legs, self.units, -1.5, 150.0, 300.0, NEAR, (400.0, 435.0, 440.0), "test")
+
+    def exit_reason(self, view: FakeView, position: PositionRecord) -> Optional[str]:
+        return "test exit" if self.want_exit else None
+
+
+class FakeRisk:
+    def __init__(self, record: Optional[RiskRecord], params: Params, now: datetime) -> None:
+        self._record = record or RiskRecord(100_000.0, 0.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), now)
+        self.allow = True
+        self.close_all = False
+        self.closed: List[str] = []
+
+    @property
+    def record(self) -> RiskRecord:
+        return self._record
+
+    def update_equity(self, equity: float, now: datetime) -> bool:
+        return False
+
+    def on_position_closed(self, position: PositionRecord, now: datetime) -> bool:
+        if position.position_id in self._record.applied_position_ids:
+            return False
+        self.closed.append(position.position_id)
+        self._record = replace(
+            self._record, applied_position_ids=(*self._record.applied_position_ids, position.position_id)
+        )
+        return True
+
+    def entries_allowed(self, vix: Optional[float]) -> bool:
+        return self.allow
+
+    def size_factor(self) -> float:
+        return 1.0
+
+    def close_all_required(self) -> bool:
+        return self.close_all
+
+
+@dataclass
+class Rig:
+    store: FakeStore
+    broker: FakeBroker
+    rules: FakeRules
+    engine: TradingEngine
+    log: ListLog
+
+
+def make_engine(
+    store: FakeStore, broker: FakeBroker, rules: FakeRules, now: datetime = T0, *, warm: bool = True
+) -> Rig:
+    log = ListLog()
+    engine = TradingEngine(store, broker, Params(), log, [rules], risk_factory=FakeRisk)
+    broker.engine = engine
+    engine.start(now)
+    if warm:
+        engine.on_warmup_finished(FakeView(now=now))
+    return Rig(store, broker, rules, engine, log)
