@@ -23,7 +23,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from functools import lru_cache
+from functools import cache
 from typing import Any, Callable, Dict, Hashable, List, Tuple, Type, TypeVar, cast
 
 from persistence.records import FORBIDDEN_FIELDS
@@ -63,7 +63,7 @@ def from_body(cls: Type[T], body: Any) -> T:
 # -- encoders -------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _encoder(tp: Any) -> Encoder:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -160,7 +160,9 @@ def _tuple_encoder(tp: Any) -> Encoder:
     def encode_fixed(value: Any, path: str) -> Any:
         if type(value) is not tuple or len(value) != len(item_encoders):
             raise RecordError(f"{path}: expected a tuple of {len(item_encoders)}, got {value!r}")
-        return [enc(item, f"{path}[{index}]") for index, (enc, item) in enumerate(zip(item_encoders, value))]
+        return [
+            enc(item, f"{path}[{index}]") for index, (enc, item) in enumerate(zip(item_encoders, value, strict=True))
+        ]
 
     return encode_fixed
 
@@ -190,7 +192,7 @@ def _dataclass_encoder(cls: type) -> Encoder:
 # -- decoders -------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _decoder(tp: Any) -> Decoder:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -291,7 +293,9 @@ def _tuple_decoder(tp: Any) -> Decoder:
     def decode_fixed(raw: Any, path: str) -> Any:
         if type(raw) is not list or len(raw) != len(item_decoders):
             raise RecordError(f"{path}: expected a list of {len(item_decoders)}, got {raw!r}")
-        return tuple(dec(item, f"{path}[{index}]") for index, (dec, item) in enumerate(zip(item_decoders, raw)))
+        return tuple(
+            dec(item, f"{path}[{index}]") for index, (dec, item) in enumerate(zip(item_decoders, raw, strict=True))
+        )
 
     return decode_fixed
 

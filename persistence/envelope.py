@@ -74,12 +74,20 @@ def open_envelope(text: str) -> Envelope:
         raise EnvelopeError(f"envelope version/seq must be whole numbers (version={version!r}, seq={seq!r})")
     if type(body) is not dict:
         raise EnvelopeError("envelope body must be an object")
-    if not _checksum_matches(text, schema, version, seq, checksum, body):
+    envelope = Envelope(schema, version, seq, saved_at, checksum, body)
+    if not _checksum_matches(text, envelope):
         raise EnvelopeError(f"bad checksum for schema {schema!r} seq {seq}")
-    return Envelope(schema, version, seq, saved_at, checksum, body)
+    return envelope
 
 
-def _checksum_matches(text: str, schema: str, version: int, seq: int, checksum: str, body: Any) -> bool:
+def _checksum_matches(text: str, envelope: Envelope) -> bool:
+    schema, version, seq, checksum, body = (
+        envelope.schema,
+        envelope.version,
+        envelope.seq,
+        envelope.checksum,
+        envelope.body,
+    )
     # fast path: our own canonical text, body bytes sliced straight out of it
     if text.startswith(_BODY_START):
         end = text.rfind(_CHECKSUM_MARK)

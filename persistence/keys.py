@@ -149,7 +149,9 @@ class Namespace:
         """Unique per (original key, content digest), so quarantining the same bytes twice is one copy."""
         relative = self.relative(original_key)
         source = relative if relative is not None else original_key
-        return self.key(f"{QUARANTINE_FOLDER}/{escape_segment(source)}-{escape_segment(digest)}{EXTENSION}")
+        # cut to stay far below a file name's 255 bytes; the digest keeps it unique
+        name = escape_segment(source)[:150]
+        return self.key(f"{QUARANTINE_FOLDER}/{name}-{escape_segment(digest)}{EXTENSION}")
 
     def relative(self, key: str) -> Optional[str]:
         """The part of `key` under this namespace's root, or None when the key is not ours."""
