@@ -160,8 +160,8 @@ class SimulatedBrokerage:
         step_time = self.market.steps[index].time
         return BrokerUpdate(order.broker_id, "fill", quantity, price, step_time, complete=order.status == FILLED)
 
-    def _leg_due(self, order: BrokerOrder, index: int) -> int:
-        """How much of an open leg fills at this step (0 = nothing); -1 = the broker cancels it."""
+    def _leg_due(self, order: BrokerOrder, index: int) -> Optional[int]:
+        """How much of an open leg fills at this step (0 = nothing); None = the broker cancels it."""
         if index < order.ready_index or not self.tradable(order.symbol, index):
             return 0
         fault = order.fault
@@ -170,7 +170,7 @@ class SimulatedBrokerage:
         if fault.kind == "never":
             return 0
         if fault.kind == "cancel":
-            return -1
+            return None
         if fault.kind == "late":
             return order.remaining if index >= order.ready_index + fault.delay_steps else 0
         # partial
@@ -194,7 +194,7 @@ class SimulatedBrokerage:
                 combos.setdefault(order.combo_id, []).append(order)
                 continue
             due = self._leg_due(order, index)
-            if due == -1:
+            if due is None:
                 order.status = CANCELED
                 updates.append(BrokerUpdate(order.broker_id, "cancel", 0, 0.0, now, "canceled by the broker"))
             elif due:

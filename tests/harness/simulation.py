@@ -228,6 +228,8 @@ class Deployment:
         transactions = algorithm.transactions
         for index in range(first, len(steps)):
             moment = steps[index].time
+            if moment.date() > self.end:
+                break
             algorithm.schedule.fire_due(moment, False, algorithm._set_time)
             algorithm._set_time(moment, index)
             transactions.deliver_pending()
