@@ -1,0 +1,249 @@
+"""Portfolio risk: drawdown circuit breakers, loss streaks, daily loss, correlation and BP by VIX.
+
+Everything that must survive a restart lives in the `RiskRecord` (peak, breaker level and since when,
+streak, today's loss, folded position ids); a RiskManager rebuilt from the record decides exactly like the
+one that wrote it. Pure: time and equity come in as arguments.
+
+Circuit breakers ([F], thresholds in params.py), from the PERSISTED peak equity:
+- drawdown >= 10 % -> HALVE (new positions at half size), >= 15 % -> NO_NEW, >= 20 % -> CLOSE_ALL (close
+  everything and pause). A level rises as soon as the drawdown reaches it.
+- A level relaxes to NONE only when the drawdown is back under `risk_relax_drawdown` (5 %): no flapping
+  around a threshold. CLOSE_ALL never relaxes before its pause is over.
+- NO_NEW and CLOSE_ALL also end when their pause has passed (14 days): trading resumes at HALVE and the
+  peak is re-based so that the account stands exactly at the HALVE threshold. Without this, an account
+  that may not trade could never recover its drawdown. From there a ~5.5 % gain returns it to full size and
+  a further ~5.6 % loss stops it again.
+
+Also ours (no source gives them): from `risk_max_consecutive_losses` losses in a row new positions are
+halved until a win; once today's realised loss reaches `risk_daily_loss_limit` of equity no new entry is
+made until the next trading day.
+
+Correlation ([F] groups, kept simple): SPY/QQQ/IWM/DIA are group A2 (limit 3), ES-family futures and
+SPX/SPXW are A1 (limit 2), any other underlying is its own group with limit 2. The score is, over groups,
+the largest (open positions / limit); at 1.0 a group is full and no entry is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+from persistence.records import BreakerLevel, DrawdownPoint, PositionRecord, PositionStatus, RiskRecord
+from strategies.params import Params
+
+_A1 = ("A1", 2)
+_A2 = ("A2", 3)
+CORRELATION_GROUPS: Mapping[str, Tuple[str, int]] = {
+    **{ticker: _A1 for ticker in ("ES", "MES", "NQ", "MNQ", "RTY", "M2K", "YM", "MYM", "SPX", "SPXW")},
+    **{ticker: _A2 for ticker in ("SPY", "QQQ", "IWM", "DIA")},
+}
+_UNKNOWN_GROUP_LIMIT = 2
+_THRESHOLD_SLACK = 1e-9
+
+_RANK = {BreakerLevel.NONE: 0, BreakerLevel.HALVE: 1, BreakerLevel.NO_NEW: 2, BreakerLevel.CLOSE_ALL: 3}
+
+
+def correlation_group(underlying: str) -> Tuple[str, int]:
+    return CORRELATION_GROUPS.get(underlying, (underlying, _UNKNOWN_GROUP_LIMIT))
+
+
+def underlying_of(position: PositionRecord) -> str:
+    """The underlying of a position, read from its first contract key ("SPY-20240119-P-402.5")."""
+    if not position.contracts:
+        return ""
+    return position.contracts[0].symbol.rsplit("-", 3)[0]
+
+
+def correlation_score(underlyings: Sequence[str]) -> float:
+    """Max over correlation groups of (open positions in the group / the group's limit); 0 when flat."""
+    counts: Dict[str, int] = {}
+    limits: Dict[str, int] = {}
+    for underlying in underlyings:
+        group, limit = correlation_group(underlying)
+        counts[group] = counts.get(group, 0) + 1
+        limits[group] = limit
+    return max((counts[group] / limits[group] for group in counts), default=0.0)
+
+
+def new_risk_record(now: datetime) -> RiskRecord:
+    return RiskRecord(
+        peak_equity=0.0,
+        drawdown=0.0,
+        consecutive_losses=0,
+        daily_loss=0.0,
+        daily_loss_day=None,
+        correlation_score=0.0,
+        breaker=BreakerLevel.NONE,
+        breaker_since=None,
+        applied_position_ids=(),
+        updated_at=now,
+    )
+
+
+class RiskManager:
+    def __init__(self, record: Optional[RiskRecord], params: Params, now: datetime) -> None:
+        self._params = params
+        self._record = record if record is not None else new_risk_record(now)
+
+    @property
+    def record(self) -> RiskRecord:
+        return self._record
+
+    @property
+    def breaker(self) -> BreakerLevel:
+        return self._record.breaker
+
+    # -- equity and breakers ------------------------------------------------------------------------------------
+
+    def level_for(self, drawdown: float) -> BreakerLevel:
+        params = self._params
+        drawdown += _THRESHOLD_SLACK  # 1 - 90_000 / 100_000 is 0.09999999999999998: that IS a 10 % drawdown
+        if drawdown >= params.risk_close_all_drawdown:
+            return BreakerLevel.CLOSE_ALL
+        if drawdown >= params.risk_no_new_drawdown:
+            return BreakerLevel.NO_NEW
+        if drawdown >= params.risk_halve_drawdown:
+            return BreakerLevel.HALVE
+        return BreakerLevel.NONE
+
+    def pause_days(self, level: BreakerLevel) -> Optional[int]:
+        if level == BreakerLevel.CLOSE_ALL:
+            return self._params.risk_close_all_pause_days
+        if level == BreakerLevel.NO_NEW:
+            return self._params.risk_no_new_pause_days
+        return None
+
+    def update_equity(self, equity: float, now: datetime) -> bool:
+        """Fold in the current equity. True when the breaker level changed: save the record AT ONCE."""
+        if not math.isfinite(equity):
+            return False
+        current = self._record
+        peak = max(current.peak_equity, equity)
+        level, since = current.breaker, current.breaker_since
+        drawdown = _drawdown(peak, equity)
+        implied = self.level_for(drawdown)
+        if _RANK[implied] > _RANK[level]:
+            level, since = implied, now
+        elif level != BreakerLevel.NONE:
+            pause = self.pause_days(level)
+            paused_until = since + timedelta(days=pause) if pause is not None and since is not None else None
+            if level == BreakerLevel.CLOSE_ALL and paused_until is not None and now < paused_until:
+                pass  # [F]: the break is taken in full, whatever equity does meanwhile
+            elif drawdown < self._params.risk_relax_drawdown:
+                level, since = BreakerLevel.NONE, None
+            elif paused_until is not None and now >= paused_until:
+                # the pause is over: resume at half size from a peak that puts the account at the HALVE line
+                peak = equity / (1.0 - self._params.risk_halve_drawdown) if equity > 0 else peak
+                drawdown = _drawdown(peak, equity)
+                level, since = BreakerLevel.HALVE, now
+        daily_loss, daily_day = current.daily_loss, current.daily_loss_day
+        if daily_day != now.date():
+            daily_loss, daily_day = 0.0, now.date()  # a new trading day starts with no realised loss
+        updated = replace(
+            current,
+            peak_equity=peak,
+            drawdown=drawdown,
+            breaker=level,
+            breaker_since=since,
+            daily_loss=daily_loss,
+            daily_loss_day=daily_day,
+        )
+        self._store(updated, now)
+        return level != current.breaker
+
+    def end_of_day(self, day: date, equity: float) -> bool:
+        """Record the day's closing drawdown (one point per day, bounded). True when the record changed."""
+        if not math.isfinite(equity):
+            return False
+        current = self._record
+        peak = max(current.peak_equity, equity)
+        point = DrawdownPoint(day=day, equity=equity, drawdown=_drawdown(peak, equity))
+        others = [p for p in current.daily_drawdowns if p.day != day]
+        points = tuple(sorted([*others, point], key=lambda p: p.day))[-self._params.risk_history_limit :]
+        return self._store(replace(current, daily_drawdowns=points), current.updated_at)
+
+    # -- closed positions ---------------------------------------------------------------------------------------
+
+    def on_position_closed(self, position: PositionRecord, now: datetime) -> bool:
+        """Fold a closed position into the streak and the daily loss, once per position id. True when the
+        record changed (False: not closed yet, or already folded in)."""
+        current = self._record
+        if position.status != PositionStatus.CLOSED or position.position_id in current.applied_position_ids:
+            return False
+        pnl = position.realized_pnl if position.realized_pnl is not None else 0.0
+        streak = current.consecutive_losses + 1 if pnl < 0 else 0
+        closed_day = position.exit_time.date() if position.exit_time is not None else now.date()
+        daily_loss, daily_day = current.daily_loss, current.daily_loss_day
+        if daily_day is None or closed_day > daily_day:
+            daily_loss, daily_day = 0.0, closed_day
+        if pnl < 0 and closed_day == daily_day:
+            daily_loss += -pnl  # a loss from an earlier day (folded late, after a restart) is not today's
+        applied = (*current.applied_position_ids, position.position_id)[-self._params.risk_history_limit :]
+        updated = replace(
+            current,
+            consecutive_losses=streak,
+            daily_loss=daily_loss,
+            daily_loss_day=daily_day,
+            applied_position_ids=applied,
+        )
+        return self._store(updated, now)
+
+    def update_correlation(self, open_positions: Sequence[PositionRecord], now: datetime) -> bool:
+        """Recompute the correlation score from the open positions. True when it changed."""
+        underlyings = [underlying_of(p) for p in open_positions if p.status != PositionStatus.CLOSED]
+        return self._store(replace(self._record, correlation_score=correlation_score(underlyings)), now)
+
+    # -- decisions ----------------------------------------------------------------------------------------------
+
+    def entries_allowed(self, vix: Optional[float]) -> bool:
+        """May a new position be opened? The breaker, today's realised loss and the correlation limit
+        decide. VIX changes how much BP may be used (max_bp_fraction), not whether to trade ([F]: any level)."""
+        record = self._record
+        if record.breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL):
+            return False
+        if record.correlation_score >= 1.0:
+            return False
+        equity = record.peak_equity * (1.0 - record.drawdown)
+        return not (equity > 0 and record.daily_loss >= self._params.risk_daily_loss_limit * equity)
+
+    def size_factor(self) -> float:
+        """1.0, 0.5 under HALVE (or a loss streak), 0.0 under NO_NEW / CLOSE_ALL."""
+        breaker = self._record.breaker
+        if breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL):
+            return 0.0
+        factor = 0.5 if breaker == BreakerLevel.HALVE else 1.0
+        if self._record.consecutive_losses >= self._params.risk_max_consecutive_losses:
+            factor = min(factor, 0.5)
+        return factor
+
+    def close_all_required(self) -> bool:
+        return self._record.breaker == BreakerLevel.CLOSE_ALL
+
+    def max_bp_fraction(self, vix: Optional[float]) -> float:
+        """Maximum share of buying power in use, by VIX regime ([F] table), never above 1 - reserve (20 %).
+        Unknown VIX: the conservative default."""
+        params = self._params
+        ceiling = 1.0 - params.risk_bp_reserve
+        if vix is None or not math.isfinite(vix):
+            return min(params.risk_bp_unknown_vix, ceiling)
+        for upper_bound, fraction in params.risk_bp_by_vix:
+            if vix < upper_bound:
+                return min(fraction, ceiling)
+        return min(params.risk_bp_by_vix[-1][1], ceiling)
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    def _store(self, updated: RiskRecord, now: datetime) -> bool:
+        # updated_at moves only with a real change, so an unchanged record is never written again
+        if updated == self._record:
+            return False
+        self._record = replace(updated, updated_at=now)
+        return True
+
+
+def _drawdown(peak: float, equity: float) -> float:
+    if peak <= 0:
+        return 0.0
+    return max(0.0, 1.0 - equity / peak)
