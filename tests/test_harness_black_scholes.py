@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persistence.records import Right
-from tests.harness.black_scholes import bs_delta, bs_price, option_quotes, years_to_expiry
+from tests.harness.black_scholes import bs_delta, bs_price, bs_values, option_quotes, years_to_expiry
 
 spots = st.floats(min_value=50.0, max_value=1000.0)
 moneyness = st.floats(min_value=0.6, max_value=1.4)
@@ -63,3 +63,14 @@ def test_option_quotes_have_spread_keys_and_skip_expired() -> None:
         assert 0.0 <= quote.bid < quote.ask
         assert quote.delta is not None
         assert (quote.delta < 0) == (quote.right == Right.PUT)
+
+
+@settings(max_examples=40, derandomize=True)
+@given(spots, moneyness, years, vols, rates)
+def test_one_pass_values_match_the_separate_functions(spot: float, m: float, t: float, vol: float, rate: float) -> None:
+    strike = spot * m
+    for right in (Right.PUT, Right.CALL):
+        price, delta, gamma = bs_values(spot, strike, t, vol, rate, right)
+        assert math.isclose(price, bs_price(spot, strike, t, vol, rate, right), rel_tol=1e-9, abs_tol=1e-9)
+        assert math.isclose(delta, bs_delta(spot, strike, t, vol, rate, right), abs_tol=1e-12)
+        assert gamma >= 0.0

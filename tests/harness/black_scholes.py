@@ -68,6 +68,23 @@ def bs_gamma(spot: float, strike: float, t_years: float, vol: float, rate: float
     return _norm_pdf(d1) / (spot * vol * math.sqrt(t_years))
 
 
+def bs_values(  # noqa: PLR0917 (same order as bs_price)
+    spot: float, strike: float, t_years: float, vol: float, rate: float, right: Right
+) -> tuple[float, float, float]:
+    """(price, delta, gamma) in one pass (the chain builder's hot path); same values as the functions above."""
+    if _expired(t_years, vol):
+        return bs_price(spot, strike, t_years, vol, rate, right), bs_delta(spot, strike, t_years, vol, rate, right), 0.0
+    sqrt_t = math.sqrt(t_years)
+    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t_years) / (vol * sqrt_t)
+    d2 = d1 - vol * sqrt_t
+    discount = strike * math.exp(-rate * t_years)
+    n_d1 = _norm_cdf(d1)
+    gamma = _norm_pdf(d1) / (spot * vol * sqrt_t)
+    if right == Right.CALL:
+        return spot * n_d1 - discount * _norm_cdf(d2), n_d1, gamma
+    return discount * _norm_cdf(-d2) - spot * (1.0 - n_d1), n_d1 - 1.0, gamma
+
+
 def years_to_expiry(now: datetime, expiry: date) -> float:
     """Time from `now` (naive New York time) to 16:00 on the expiry day, in years of 365 days."""
     minutes = (datetime.combine(expiry, EXPIRY_TIME) - now).total_seconds() / 60.0

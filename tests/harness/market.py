@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Dict, List, Optional, Tuple
 
 from persistence.records import Right
-from tests.harness.black_scholes import bid_ask, bs_delta, bs_gamma, bs_price, years_to_expiry
+from tests.harness.black_scholes import bid_ask, bs_values, years_to_expiry
 from tests.harness.market_calendar import option_expiries, slice_times
 
 
@@ -109,10 +109,8 @@ class SyntheticMarket:
         if cached is None:
             step = self.steps[index]
             t_years = years_to_expiry(step.time, expiry)
-            price = bs_price(step.price, strike, t_years, step.vol, self.rate, right)
+            price, delta, gamma = bs_values(step.price, strike, t_years, step.vol, self.rate, right)
             bid, ask = bid_ask(price)
-            delta = bs_delta(step.price, strike, t_years, step.vol, self.rate, right)
-            gamma = bs_gamma(step.price, strike, t_years, step.vol, self.rate)
             cached = ContractQuote(expiry, strike, right, price, bid, ask, delta, gamma)
             self._quotes[key] = cached
         return cached

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 from persistence.records import Right
 from tests.harness.lean_stub.enums import OptionRight, OptionStyle
@@ -111,7 +111,18 @@ class OptionChain:
         return len(self._list)
 
 
+_SYMBOLS: Dict[Tuple[Symbol, date, float, Right], Symbol] = {}  # Symbols are immutable: build each once
+
+
 def _symbol_for(canonical: Symbol, quote: ContractQuote, style: OptionStyle) -> Symbol:
+    key = (canonical, quote.expiry, quote.strike, quote.right)
+    symbol = _SYMBOLS.get(key)
+    if symbol is None:
+        symbol = _SYMBOLS[key] = _new_symbol(canonical, quote, style)
+    return symbol
+
+
+def _new_symbol(canonical: Symbol, quote: ContractQuote, style: OptionStyle) -> Symbol:
     assert canonical.underlying is not None
     right = OptionRight.PUT if quote.right == Right.PUT else OptionRight.CALL
     expiry = datetime(quote.expiry.year, quote.expiry.month, quote.expiry.day)
