@@ -156,9 +156,17 @@ class LeanMarketView:
         return self._chain
 
     def quote(self, symbol: str) -> Optional[OptionQuote]:
+        # A contract we hold or ordered is subscribed (symbol_for, holdings): its own security has the current
+        # bid/ask, so marking positions every minute never converts the whole chain (thousands of contracts).
+        subscribed = self._subscribed_quote(symbol)
+        if subscribed is not None:
+            return subscribed
         for quote in self.chain():
             if quote.symbol == symbol:
                 return quote
+        return None
+
+    def _subscribed_quote(self, symbol: str) -> Optional[OptionQuote]:
         lean_symbol = self._algorithm.known_symbols.get(symbol)
         if lean_symbol is None or not self._algorithm.securities.contains_key(lean_symbol):
             return None
