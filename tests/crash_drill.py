@@ -1,0 +1,358 @@
+"""Crash drill: crash the scripted scenario at every crash point in turn, restart, check the invariants.
+
+    python -m tests.crash_drill            # every crash point of a 4-week scenario
+    python -m tests.crash_drill --short    # 2 weeks, an evenly spread sample of points (what CI runs)
+
+The scenario (`scenario()`): both strategies on SPY, several weeks of the synthetic market, a broker that
+fills some legs partially, one leg late, cancels one and refuses one (the harness's FaultPlan), and breaker
+thresholds low enough that a circuit breaker trips. A first run only counts the crash points: every
+ObjectStore write ("store-save"), every key a flush writes ("store-flush": a crash there loses the keys after
+it), and every order submission ("order-submit": just before the broker receives a batch and just after it
+accepted it). Then, for each chosen point, a fresh deployment of the same scenario crashes exactly there,
+loses everything not yet flushed, stays down while the broker keeps filling, restarts from the store and runs
+to the end.
+
+Invariants checked on every run (a failure is a violation; the drill exits 1 on any):
+- no-orphan: no open position record claims a contract the broker does not hold, and recovery never had to
+  close an orphaned position ("orphan-cleaned" audit) — every exit was written ahead, so none should exist;
+- no-untracked: every contract the broker holds is claimed by an open position or an in-flight order group,
+  and recovery never had to adopt a holding ("adopted" audit) — every entry was written ahead;
+- no-duplicate-entry: per strategy and trading day at most one ENTRY order group has fills at the broker,
+  and no strategy has two open positions;
+- no-naked-leg: every open position holds whole units of the structure it was entered with (no leg missing,
+  none short of the others), and no incomplete group from an earlier day is left undecided;
+- facts-kept: every record durable on disk at a crash is still there at the end (live or archived), and no
+  record's durable version ever goes back to an older sequence number after a restart (so risk limits and
+  breakers are never reset by a crash);
+- ran-clean: the deployment ended without a runtime error (an exception escaping a LEAN handler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from persistence.keys import Namespace
+from persistence.loader import LoadResult
+from persistence.local_folder import ReadOnlyObjectStore
+from persistence.ports import ListLog
+from persistence.records import GroupPurpose, GroupStatus, OrderGroupRecord, PositionRecord, PositionStatus
+from persistence.store import StateStore
+from recovery.reconcile import claims
+from tests.harness.faults import CRASH_KINDS, CrashPlan, FaultPlan, LegFault
+from tests.harness.simulation import Deployment
+
+INVARIANTS = ("no-orphan", "no-untracked", "no-duplicate-entry", "no-naked-leg", "facts-kept", "ran-clean")
+START = date(2024, 1, 2)
+SEED = 11
+PROJECT_ID = 424242
+
+
+@dataclass(frozen=True)
+class Scenario:
+    weeks: int
+    seed: int
+
+    @property
+    def end(self) -> date:
+        return START + timedelta(weeks=self.weeks) - timedelta(days=1)
+
+    def parameters(self) -> Dict[str, str]:
+        return {
+            "underlying": "SPY",
+            "lt112-enabled": "true",
+            "zero-dte-enabled": "true",
+            # low thresholds so that a circuit breaker trips inside a few weeks of synthetic losses
+            "risk-halve-drawdown": "0.003",
+            "risk-no-new-drawdown": "0.006",
+            "risk-close-all-drawdown": "0.5",
+            "risk-relax-drawdown": "0.001",
+        }
+
+    def faults(self) -> FaultPlan:
+        # (broker submission number, leg number) -> what the broker does instead of filling it whole
+        return FaultPlan(
+            rules={
+                (1, 3): LegFault("partial", fraction=0.5, delay_steps=3),  # LT112 entry: naked puts fill in parts
+                (2, 2): LegFault("cancel"),  # first 0DTE entry: one leg cancelled by the broker
+                (3, 1): LegFault("late", delay_steps=2),
+                (5, 2): LegFault("partial", fraction=0.5, delay_steps=2),
+                (7, 1): LegFault("reject"),
+            },
+        )
+
+    def deployment(self, crash_plan: CrashPlan) -> DrillDeployment:
+        return DrillDeployment(
+            seed=self.seed,
+            start=START,
+            end=self.end,
+            parameters=self.parameters(),
+            faults=self.faults(),
+            crash_plan=crash_plan,
+            project_id=PROJECT_ID,
+        )
+
+
+class DrillDeployment(Deployment):
+    """A Deployment that remembers what was durable on disk at each crash (for facts-kept)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.durable_at_crashes: List[Dict[str, int]] = []
+
+    def _lose_process(self) -> None:
+        super()._lose_process()
+        # self.store is now the store a restart sees: only what had reached disk
+        self.durable_at_crashes.append(dict(read_store(self).seqs))
+
+
+def namespace() -> Namespace:
+    return Namespace.for_run(project_id=str(PROJECT_ID), live_mode=True, run_id="", resume_run="")
+
+
+def read_store(deployment: Deployment) -> LoadResult:
+    """Load the deployment's store the way a restart would, without writing anything to it."""
+    port = ReadOnlyObjectStore(deployment.store)
+    store = StateStore(port, namespace(), lambda: datetime(2000, 1, 1), ListLog())
+    return store.load_all()
+
+
+# ----------------------------------------------------------------------------------------------- invariants
+
+
+@dataclass
+class RunOutcome:
+    kind: str
+    number: int
+    crashed: bool
+    restarts: int
+    violations: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def _audit_kinds(result: LoadResult) -> Counter[str]:
+    return Counter(entry.kind for entry in (result.audit.entries if result.audit else ()))
+
+
+def _entry_structure(groups: Mapping[str, OrderGroupRecord], position: PositionRecord) -> Dict[str, int]:
+    entry = groups.get(position.entry_group_id)
+    return {leg.symbol: leg.quantity for leg in entry.legs} if entry is not None else {}
+
+
+def _whole_units(contracts: Mapping[str, int], design: Mapping[str, int]) -> bool:
+    """contracts == k * design for one whole k >= 1, leg by leg (design: per-leg quantities of the entry)."""
+    if set(contracts) != set(design):
+        return False
+    unit = 0
+    for leg in design.values():
+        unit = leg if unit == 0 else _gcd(unit, leg)
+    ratios = {contracts[symbol] * abs(unit) / design[symbol] for symbol in design}
+    return len(ratios) == 1 and next(iter(ratios)) >= 1 and float(next(iter(ratios))).is_integer()
+
+
+def _gcd(a: int, b: int) -> int:
+    a, b = abs(a), abs(b)
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def check(deployment: DrillDeployment) -> List[Tuple[str, str]]:
+    violations: List[Tuple[str, str]] = []
+    if deployment.runtime_error is not None:
+        violations.append(("ran-clean", str(deployment.runtime_error)))
+    deployment.flush_store()
+    final = read_store(deployment)
+    engine = deployment.engine
+    if engine is not None:
+        snapshot = engine.snapshot()
+        positions, groups = dict(snapshot.positions), dict(snapshot.groups)
+    else:  # crashed too close to the end to restart: judge what a restart would load
+        positions, groups = dict(final.positions), dict(final.groups)
+    holdings = {symbol: quantity for symbol, quantity in deployment.broker_holdings().items() if quantity}
+    claimed = {symbol: quantity for symbol, quantity in claims(positions, groups).items() if quantity}
+    for symbol in sorted(set(holdings) | set(claimed)):
+        held, claim = holdings.get(symbol, 0), claimed.get(symbol, 0)
+        if held == claim:
+            continue
+        if (claim and abs(held) < abs(claim)) or (held and claim and (held > 0) != (claim > 0)):
+            violations.append(("no-orphan", f"{symbol}: records claim {claim:+d}, broker holds {held:+d}"))
+        else:
+            violations.append(("no-untracked", f"{symbol}: broker holds {held:+d}, records claim {claim:+d}"))
+    audit_kinds = _audit_kinds(final)
+    if audit_kinds["orphan-cleaned"]:
+        violations.append(("no-orphan", f"recovery closed {audit_kinds['orphan-cleaned']} orphaned position(s)"))
+    if audit_kinds["adopted"]:
+        violations.append(("no-untracked", f"recovery adopted {audit_kinds['adopted']} untracked holding(s)"))
+
+    violations += _duplicate_entries(deployment, positions)
+    violations += _naked_legs(deployment, positions, {**final.archived_groups, **groups})
+    violations += _facts_kept(deployment, final)
+    return violations
+
+
+def _duplicate_entries(deployment: Deployment, positions: Mapping[str, PositionRecord]) -> List[Tuple[str, str]]:
+    out = []
+    entries_with_fills: Dict[Tuple[str, date], Set[str]] = {}
+    for order in deployment.brokerage.orders.values():
+        if order.filled and order.tag.endswith("-entry"):
+            strategy = order.tag.split("-", 1)[0]
+            entries_with_fills.setdefault((strategy, order.submitted_at.date()), set()).add(order.tag)
+    for (strategy, day), tags in sorted(entries_with_fills.items()):
+        if len(tags) > 1:
+            out.append(("no-duplicate-entry", f"{strategy} entered {len(tags)} times on {day}: {sorted(tags)}"))
+    open_by_strategy = Counter(p.strategy_id for p in positions.values() if p.status is not PositionStatus.CLOSED)
+    for strategy, count in sorted(open_by_strategy.items()):
+        if count > 1:
+            out.append(("no-duplicate-entry", f"{strategy} has {count} open positions"))
+    return out
+
+
+def _naked_legs(
+    deployment: Deployment, positions: Mapping[str, PositionRecord], groups: Mapping[str, OrderGroupRecord]
+) -> List[Tuple[str, str]]:
+    out = []
+    for position in positions.values():
+        if position.status is PositionStatus.CLOSED or position.strategy_id == "recovery":
+            continue
+        held = {contract.symbol: contract.quantity for contract in position.contracts}
+        design = _entry_structure(groups, position)
+        if design and not _whole_units(held, design):
+            out.append(("no-naked-leg", f"position {position.position_id} holds {held}, designed {design}"))
+    last_day = deployment.end
+    for group in groups.values():
+        if group.status is GroupStatus.INCOMPLETE and group.created_at.date() < last_day and not group.decision:
+            out.append(("no-naked-leg", f"group {group.group_id} ({group.purpose.value}) left INCOMPLETE, undecided"))
+        if (
+            group.status is GroupStatus.INCOMPLETE
+            and group.purpose in (GroupPurpose.ENTRY, GroupPurpose.COMPLETION)
+            and group.created_at.date() < last_day - timedelta(days=3)
+        ):
+            out.append(("no-naked-leg", f"entry group {group.group_id} still INCOMPLETE days later"))
+    return out
+
+
+def _facts_kept(deployment: DrillDeployment, final: LoadResult) -> List[Tuple[str, str]]:
+    out = []
+    present = set(final.seqs)
+    present |= {f"position-{pid}" for pid in final.archived_positions}
+    present |= {f"group-{gid}" for gid in final.archived_groups}
+    previous: Dict[str, int] = {}
+    for number, durable in enumerate(deployment.durable_at_crashes, start=1):
+        for name, seq in sorted(durable.items()):
+            if name not in present:
+                out.append(("facts-kept", f"{name} was durable at crash {number} and is gone at the end"))
+            if seq < previous.get(name, seq):
+                out.append(("facts-kept", f"{name} went back from seq {previous[name]} to {seq} after crash {number}"))
+        previous.update(durable)
+    for name, seq in sorted(previous.items()):
+        if name in final.seqs and final.seqs[name] < seq:
+            out.append(("facts-kept", f"{name} ends at seq {final.seqs[name]}, older than durable seq {seq}"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+def baseline(scenario: Scenario) -> Tuple[DrillDeployment, List[Any]]:
+    plan = CrashPlan()
+    deployment = scenario.deployment(plan).run()
+    return deployment, list(plan.points)
+
+
+def drill_one(job: Tuple[Scenario, str, int]) -> RunOutcome:
+    scenario, kind, number = job
+    deployment = scenario.deployment(CrashPlan(crash_at=(number,))).run()
+    crashed = bool(deployment.crashes)
+    return RunOutcome(kind, number, crashed, len(deployment.runs) - 1, check(deployment))
+
+
+def choose(points: Sequence[Any], per_kind: Optional[int]) -> List[Tuple[str, int]]:
+    """All points, or per kind an evenly spread sample of `per_kind` (first and last included)."""
+    chosen: List[Tuple[str, int]] = []
+    for kind in CRASH_KINDS:
+        numbers = [point.number for point in points if point.kind == kind]
+        if per_kind is not None and len(numbers) > per_kind:
+            step = (len(numbers) - 1) / max(per_kind - 1, 1)
+            numbers = sorted({numbers[round(i * step)] for i in range(per_kind)})
+        chosen += [(kind, number) for number in numbers]
+    return chosen
+
+
+def _run_jobs(jobs: List[Tuple[Scenario, str, int]], workers: int) -> Iterable[RunOutcome]:
+    if workers <= 1:
+        return map(drill_one, jobs)
+    executor = ProcessPoolExecutor(max_workers=workers)
+    return executor.map(drill_one, jobs, chunksize=4)
+
+
+def print_table(outcomes: Sequence[RunOutcome], available: Counter[str]) -> int:
+    header = f"{'crash kind':<14}{'points':>8}{'tried':>8}{'restarts':>10}" + "".join(
+        f"{name:>20}" for name in INVARIANTS
+    )
+    print(header)
+    print("-" * len(header))
+    total_violations = 0
+    for kind in (*CRASH_KINDS, "all"):
+        mine = [o for o in outcomes if kind in ("all", o.kind)]
+        counts = Counter(invariant for outcome in mine for invariant, _ in outcome.violations)
+        points = sum(available.values()) if kind == "all" else available[kind]
+        row = f"{kind:<14}{points:>8}{len(mine):>8}{sum(o.restarts for o in mine):>10}"
+        print(row + "".join(f"{counts[name]:>20}" for name in INVARIANTS))
+        if kind == "all":
+            total_violations = sum(counts.values())
+    print(f"\ninvariant violations: {total_violations}")
+    return total_violations
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="2 weeks and a spread sample of crash points (CI)")
+    parser.add_argument("--weeks", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--per-kind", type=int, default=None, help="sample this many points per crash kind")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (the machine has 2 cores)")
+    parser.add_argument("--show", type=int, default=15, help="violations to print in full")
+    args = parser.parse_args(argv)
+    weeks = args.weeks if args.weeks is not None else (2 if args.short else 4)
+    per_kind = args.per_kind if args.per_kind is not None else (25 if args.short else None)
+    scenario = Scenario(weeks, args.seed)
+
+    began = time.perf_counter()
+    first, points = baseline(scenario)
+    available = Counter(point.kind for point in points)
+    scenario_violations = check(first)
+    risk = first.engine.snapshot().risk if first.engine is not None else None
+    print(
+        f"scenario: {weeks} weeks from {START} (seed {args.seed}), {len(first.brokerage.orders)} broker orders, "
+        f"{first.brokerage.submissions} submissions, breaker {risk.breaker.value if risk else '?'}"
+    )
+    print(f"crash points: {dict(available)}; baseline violations: {len(scenario_violations)}")
+    for invariant, detail in scenario_violations[: args.show]:
+        print(f"  baseline {invariant}: {detail}")
+
+    jobs = [(scenario, kind, number) for kind, number in choose(points, per_kind)]
+    outcomes: List[RunOutcome] = []
+    for outcome in _run_jobs(jobs, args.jobs):
+        outcomes.append(outcome)
+        if not outcome.crashed:
+            outcome.violations.append(("ran-clean", f"crash point {outcome.number} was never reached"))
+    print()
+    total = print_table(outcomes, available) + len(scenario_violations)
+    shown = 0
+    for outcome in outcomes:
+        for invariant, detail in outcome.violations:
+            if shown < args.show:
+                print(f"  crash at {outcome.kind} #{outcome.number}: {invariant}: {detail}")
+            shown += 1
+    print(f"drill took {time.perf_counter() - began:.1f} s for {len(outcomes)} crash runs")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
