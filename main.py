@@ -248,6 +248,7 @@ class CrashSafeTemplate(QCAlgorithm):
             live_mode=bool(self.live_mode),
             run_id=str(self.algorithm_id),
             resume_run=self.get_parameter("resume-run", ""),
+            prefix=self.get_parameter("state-namespace", "crashsafe"),
         )
         self._store = StateStore(LeanObjectStore(self), namespace, lambda: self.utc_time, log)
         self._engine = TradingEngine(self._store, LeanBroker(self), params, log)

@@ -25,6 +25,7 @@ run in backtest order, deterministically.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -175,7 +176,7 @@ class Deployment:
 
     def _new_instance(self, moment: datetime) -> Any:
         cls = self.algorithm_class or load_main()
-        record = RunRecord(f"L-{len(self.runs) + 1}", moment)
+        record = RunRecord(self._algorithm_id(), moment)
         self.runs.append(record)
         env = AlgorithmEnvironment(
             moment,
@@ -209,6 +210,13 @@ class Deployment:
         algorithm.schedule.skip_until(moment)
         _guard("on_warmup_finished", algorithm.on_warmup_finished)
         return algorithm
+
+    def _algorithm_id(self) -> str:
+        """Live: "L-<n>", new on every (re)start. Backtest: a random 10-digit id like the lean CLI gives every
+        backtest (lean-facts §1.6), so two backtests over the same storage never share a namespace."""
+        if self.live_mode:
+            return f"L-{len(self.runs) + 1}"
+        return str(random.SystemRandom().randrange(10**9, 10**10))
 
     def _broker_alone_until(self, moment: datetime) -> None:
         """The algorithm is down: the broker fills and settles on its own, no events reach anyone."""
