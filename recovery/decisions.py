@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Sequence, Tuple
+from typing import Dict, Mapping, Sequence, Tuple
 
 from persistence.records import GroupPurpose, LegStatus, OrderGroupRecord
 from strategies.order_groups import filled_legs, is_incomplete, new_group, open_legs, pending_legs
@@ -107,6 +107,24 @@ def decide_incomplete(
     return decision(DecisionAction.COMPLETE, "market open and risk allows entries; submitting the missing legs")
 
 
+def family_rollback_legs(group: OrderGroupRecord, groups: Mapping[str, OrderGroupRecord]) -> Tuple[LegSpec, ...]:
+    """Rollback legs for an opening group (ENTRY or COMPLETION): close the NET fills of every opening group of
+    its position (entry, completions, earlier rollbacks), buys first.
+
+    Rolling back a completion alone would leave the entry's own fills held while the completion is marked done,
+    and the parent counts as resolved: a partial structure with nobody deciding it. Closing the family's net
+    fills leaves the position flat whatever mix of completions and rollbacks came before."""
+    net: Dict[str, Tuple[LegSpec, int]] = {}
+    for member in sorted(groups.values(), key=lambda g: (g.created_at, g.group_id)):
+        if member.position_id != group.position_id or member.purpose is GroupPurpose.EXIT:
+            continue
+        for leg in member.legs:
+            spec, quantity = net.get(leg.symbol, (None, 0))
+            spec = spec or LegSpec(leg.symbol, leg.underlying, leg.right, leg.strike, leg.expiry, 0)
+            net[leg.symbol] = (spec, quantity + leg.filled_quantity)
+    return safe_order([replace(spec, quantity=-quantity) for spec, quantity in net.values() if quantity])
+
+
 def recovery_purpose(group: OrderGroupRecord, action: DecisionAction) -> GroupPurpose:
     if action is DecisionAction.ROLL_BACK:
         return GroupPurpose.ROLLBACK
@@ -143,6 +161,7 @@ __all__ = [
     "DecisionAction",
     "GroupDecision",
     "decide_incomplete",
+    "family_rollback_legs",
     "recovery_group",
     "recovery_legs",
     "recovery_purpose",

@@ -24,7 +24,7 @@ Invariants (tests/test_recovery_reconcile_properties.py checks them over random 
 
 How a difference ``held - claimed`` on one contract is explained, in this order:
 1. MissedFill: an in-flight group's leg that still had quantity to fill, in the direction of the difference,
-   filled while we were down (no order event is ever sent for it);
+   filled while we were down (no order event is ever sent for it); the newest group is credited first;
 2. QuantityMismatch: open positions that claim more than is held are lowered to what is held (newest
    position id first); a position left with nothing is an OrphanCleaned instead (closed, kept for the audit);
 3. GroupFillMismatch: a group's recorded fills that holdings do not show are lowered;
@@ -231,10 +231,14 @@ def _one_round(
     group_fixes: List[ReconcileAction] = []
     adoptions: List[ReconcileAction] = []
     assigned: Dict[str, str] = {}
+    newest_first = sorted(claiming, key=lambda g: (g.created_at, g.group_id), reverse=True)
     for symbol in symbols:
         diff = holdings.get(symbol, 0) - claimed.get(symbol, 0)
-        # 1. fills we missed while down: only groups whose fills are claimed can explain a move in holdings
-        for group in claiming:
+        # 1. fills we missed while down: only groups whose fills are claimed can explain a move in holdings.
+        #    Newest group first: a newer group of a family (a retried exit, a recovery child) is only created once
+        #    the older ones stopped moving, so the newest is the one that was in flight when we went down (an
+        #    older, cancelled exit must not be credited with the fill of its retry).
+        for group in newest_first:
             for leg in group.legs:
                 if leg.symbol == symbol and (taken := _take(diff, remaining_quantity(leg))):
                     fills.append(MissedFill(group.group_id, symbol, taken))

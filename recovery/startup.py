@@ -11,7 +11,8 @@ Call it twice (the engine acts on the plan; this module never does):
 
 Invariants:
 - every INCOMPLETE group without a live recovery child gets exactly one decision; a group whose recovery
-  child is in flight is left to the child, one whose child FILLED is listed in ``resolve_parents``;
+  child is in flight is left to the child, one whose child FILLED (or was itself RESOLVED) is listed in
+  ``resolve_parents``;
 - a position is listed to build only when no group of it is still moving and its net fills are not flat;
 - a strategy is "stuck" only in ENTERING/EXITING, when the group it points to (followed to its latest
   recovery descendant) is missing or finished; in-flight groups are never stuck.
@@ -198,7 +199,10 @@ def plan_start(
         if group.status is not GroupStatus.INCOMPLETE:
             continue
         kids = children.get(group_id, [])
-        if any(k.status is GroupStatus.FILLED for k in kids):
+        # A RESOLVED child finished too (through its own recovery child). Completions finish the structure and
+        # rollbacks flatten the whole family (recovery.decisions.family_rollback_legs), so either way the
+        # parent's own pending legs must never be decided again: that would order them twice.
+        if any(k.status in (GroupStatus.FILLED, GroupStatus.RESOLVED) for k in kids):
             resolve.append(group_id)
             continue
         if any(is_in_flight(k) for k in kids):

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import List, Optional, Sequence
 
-from persistence.records import GroupPurpose, PositionRecord, PositionStatus, StrategyState
-from recovery.decisions import DecisionAction, GroupDecision, recovery_group
+from persistence.records import GroupPurpose, GroupStatus, PositionRecord, PositionStatus, StrategyState
+from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
 from strategies.engine_base import EngineBase
 from strategies.engine_facts import (
     PlanFacts,
@@ -29,6 +29,7 @@ from strategies.order_groups import (
     cancel_open_legs,
     is_in_flight,
     mark_refused,
+    mark_resolved,
     mark_submitted,
     new_group,
     open_legs,
@@ -37,6 +38,8 @@ from strategies.order_groups import (
 )
 from strategies.ports import LegSpec, SubmittedOrder
 from strategies.state_machine import StrategyMachine
+
+_OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
 class EngineOrders(EngineBase):
@@ -111,6 +114,13 @@ class EngineOrders(EngineBase):
     def _recovery_attempts(self, parent_id: str) -> int:
         return sum(1 for g in self._groups.values() if g.parent_group_id == parent_id)
 
+    def _refused_attempts(self, parent_id: str) -> int:
+        # Only refusals count towards giving up: an order cancelled unfilled (timeout, no liquidity) is simply
+        # tried again, a broker that refuses the same order will refuse it again.
+        return sum(
+            1 for g in self._groups.values() if g.parent_group_id == parent_id and g.status is GroupStatus.FAILED
+        )
+
     def _act_on_decision(self, decision: GroupDecision) -> None:
         """Persist the decision on the incomplete group, write its recovery group ahead, flush, submit (buys
         first, one order per leg so a refused buy stops the sells that it was meant to protect)."""
@@ -124,7 +134,7 @@ class EngineOrders(EngineBase):
                 self._set_group(with_decision(parent, text, self._now), immediate=False)
             return
         attempts = self._recovery_attempts(parent.group_id)
-        if attempts >= MAX_RECOVERY_ATTEMPTS:
+        if self._refused_attempts(parent.group_id) >= MAX_RECOVERY_ATTEMPTS:
             self._gave_up.add(parent.group_id)
             self._set_group(
                 with_decision(
@@ -142,8 +152,16 @@ class EngineOrders(EngineBase):
             if machine is not None:
                 self._move(machine, StrategyState.ERROR, f"recovery of {parent.group_id} gave up")
             return
+        if decision.action is DecisionAction.ROLL_BACK and parent.purpose in _OPENING:
+            # flatten the whole entry attempt, not just this group (see recovery.decisions.family_rollback_legs)
+            decision = replace(decision, legs=family_rollback_legs(parent, self._groups))
+            if not decision.legs:
+                self._set_group(
+                    mark_resolved(parent, self._now, keep_plan_note(parent.decision, f"{text}: already flat"))
+                )
+                return
         child_id = new_record_id(
-            f"{parent.group_id}-r{attempts + 1}", self._now, self._broker.run_id, self._taken_ids()
+            f"{parent.position_id}-rec{attempts + 1}", self._now, self._broker.run_id, self._taken_ids()
         )
         child = recovery_group(parent, decision, child_id, self._now, self._broker.run_id)
         durable = self._set_group(with_decision(parent, text, self._now))

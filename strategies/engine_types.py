@@ -25,8 +25,9 @@ from strategies.ports import LegSpec, MarketView, SubmittedOrder
 # A group whose orders sat unfilled this long is cancelled; an incomplete group whose remaining legs are still
 # open this long has them cancelled so it can be decided (a second order on an open leg could double-fill).
 UNFILLED_ORDER_TIMEOUT = timedelta(minutes=5)
-# An incomplete group gets at most this many recovery groups; after that its strategy goes to ERROR and a
-# human looks (a broker that refuses the same order again and again will not change its mind every minute).
+# An incomplete group whose recovery orders the broker refused this many times is given up: its strategy goes to
+# ERROR and a human looks (a broker that refuses an order will refuse it again). Unfilled-and-cancelled recovery
+# orders are retried without limit: completing or rolling back is always safer than a naked leg.
 MAX_RECOVERY_ATTEMPTS = 3
 OPTION_MULTIPLIER = 100  # US equity and index options
 
