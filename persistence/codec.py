@@ -25,7 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import cache
-from typing import Any, Callable, Dict, Hashable, Type, TypeVar, cast
+from typing import Any, Callable, Dict, Hashable, Tuple, Type, TypeVar, cast
 
 from persistence.records import FORBIDDEN_FIELDS
 
@@ -164,6 +164,10 @@ def _tuple_encoder(tp: Any) -> Encoder:
     args = typing.get_args(tp)
     if len(args) == 2 and args[1] is Ellipsis:
         encode_item = _encoder(args[0])
+        item_type = args[0]
+        frozen = getattr(getattr(item_type, "__dataclass_params__", None), "frozen", False)
+        if isinstance(item_type, type) and is_dataclass(item_type) and frozen:
+            encode_item = _memoized(encode_item)
 
         def encode_many(value: Any) -> Any:
             if type(value) is not tuple:
@@ -182,6 +186,31 @@ def _tuple_encoder(tp: Any) -> Encoder:
         return [enc(item) for enc, item in zip(item_encoders, value, strict=True)]
 
     return encode_fixed
+
+
+_MEMO_LIMIT = 4096
+
+
+def _memoized(encode: Encoder) -> Encoder:
+    """Remember the bodies of frozen items (history entries, legs, audit entries) by identity: a record saved on
+    every transition carries the same entry objects in its bounded history each time (new records are built
+    from the old tuple), so looking an entry up by id costs far less than encoding it again. Identity, not
+    equality, so a value that merely compares equal (400 == 400.0) is still encoded and validated itself.
+    The memo keeps each value alive, so its id cannot be reused while cached; it is bounded (cleared when
+    full). Cached bodies are shared, which is safe because bodies are only read (json.dumps, checksums)."""
+    memo: Dict[int, Tuple[Any, Any]] = {}
+
+    def encode_cached(value: Any) -> Any:
+        hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        body = encode(value)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[id(value)] = (value, body)
+        return body
+
+    return encode_cached
 
 
 def _enum_encoder(enum_type: Type[Enum]) -> Encoder:
