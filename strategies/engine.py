@@ -16,12 +16,13 @@ records forward (strategies.order_groups).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Dict, List
 
-from persistence.records import PositionStatus, StrategyState
-from strategies.engine_facts import in_flight_groups_of, open_positions_of
+from persistence.records import OrderGroupRecord, PositionStatus, StrategyState
+from strategies.engine_facts import in_flight_groups_of, net_fills, open_positions_of
 from strategies.engine_recovery import EngineRecovery
 from strategies.engine_types import EngineSnapshot
-from strategies.order_groups import apply_order_event, classify_event, find_group_for_event
+from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
 from strategies.ports import EventStatus, MarketView, OrderEventData
 
 _FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
@@ -81,11 +82,45 @@ class TradingEngine(EngineRecovery):
             self._log.error(f"engine: scheduled save failed: {error!r}")
 
     def final_save(self) -> None:
+        """The 15:45 and end-of-algorithm save: write what changed, retire finished cycles, flush."""
         self.scheduled_save()
+        self._retire_finished()
         self._flush()
 
     def snapshot(self) -> EngineSnapshot:
         return super().snapshot()
+
+    def _retire_finished(self) -> None:
+        """Archive every finished cycle: a CLOSED position with all its groups done, or an entry attempt that
+        ended flat (cancelled, refused or rolled back) and never had a position. Retired together, in one call,
+        so no group is ever left without its position (startup would rebuild the position from it)."""
+        if self._submitting or not self._trading:
+            return
+        families: Dict[str, List[OrderGroupRecord]] = {}
+        for group in self._groups.values():
+            families.setdefault(group.position_id, []).append(group)
+        for position_id in sorted(set(families) | set(self._positions)):
+            members = families.get(position_id, [])
+            if any(not is_done(g) for g in members):
+                continue
+            position = self._positions.get(position_id)
+            if position is None and (not members or net_fills(members)):
+                continue  # fills without a position: settle builds it first
+            if position is not None and position.status is not PositionStatus.CLOSED:
+                continue
+            names = [g.record_name for g in members] + ([position.record_name] if position is not None else [])
+            try:
+                retired = self._store.retire(*names)
+            except Exception as error:
+                self._log.error(f"engine: retiring {position_id} failed: {error!r}")
+                continue
+            if not retired:
+                self._log.error(f"engine: retiring {position_id} not durable yet; records kept")
+                continue
+            for group in members:
+                self._groups.pop(group.group_id, None)
+                self._cancel_requested.pop(group.group_id, None)
+            self._positions.pop(position_id, None)
 
     # ------------------------------------------------------------------------------------------- events
 

@@ -8,7 +8,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Collection, Mapping, Optional, Tuple
+from typing import Collection, Dict, Iterable, Mapping, Optional, Tuple
 
 from persistence.records import (
     ContractRecord,
@@ -124,6 +124,15 @@ def realized_pnl(position_id: str, groups: Mapping[str, OrderGroupRecord]) -> fl
     return -flow * OPTION_MULTIPLIER
 
 
+def net_fills(groups: Iterable[OrderGroupRecord]) -> Dict[str, int]:
+    """Net filled quantity per contract over the groups; contracts that net to zero are left out."""
+    net: Dict[str, int] = {}
+    for group in groups:
+        for leg in group.legs:
+            net[leg.symbol] = net.get(leg.symbol, 0) + leg.filled_quantity
+    return {symbol: quantity for symbol, quantity in net.items() if quantity}
+
+
 def exit_legs(position: PositionRecord) -> Tuple[LegSpec, ...]:
     """Legs that close every contract of the position (buys first: shorts are bought back before the longs that
     protect them are sold, should the broker split the combo)."""
@@ -191,6 +200,7 @@ __all__ = [
     "exit_legs",
     "in_flight_groups_of",
     "keep_plan_note",
+    "net_fills",
     "new_record_id",
     "open_positions_of",
     "parse_plan_note",

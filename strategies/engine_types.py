@@ -70,6 +70,10 @@ class EngineStore(Protocol):
 
     def audit(self, kind: str, message: str, ref: str = "") -> None: ...
 
+    def retire(self, *record_names: str) -> bool:
+        """Move finished group/position records to the archive (and their keys away once that is durable)."""
+        ...
+
 
 class RiskLike(Protocol):
     """strategies.risk.RiskManager, as far as the engine uses it."""

@@ -273,3 +273,28 @@ def test_close_all_breaker_exits_every_position() -> None:
     rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=1)))
     assert rig.engine.snapshot().open_positions() == () and rig.broker.held == {}
     assert state(rig) is StrategyState.WAITING
+
+
+def test_final_save_retires_finished_cycles_and_keeps_open_ones() -> None:
+    rig = make_engine(FakeStore(), FakeBroker(), FakeRules())
+    rig.broker.auto_fill = True
+    rig.engine.on_market(FakeView(now=T0))  # cycle 1 entered
+    rig.rules.want_exit = True
+    rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=1)))  # cycle 1 closed
+    rig.rules.want_exit = False
+    rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=2)))  # cycle 2 entered
+    closed = [p for p in rig.engine.snapshot().positions.values() if p.status is PositionStatus.CLOSED]
+    (open_position,) = rig.engine.snapshot().open_positions()
+    rig.engine.final_save()
+    snap = rig.engine.snapshot()
+    assert [p.position_id for p in snap.positions.values()] == [open_position.position_id]
+    assert {g.position_id for g in snap.groups.values()} == {open_position.position_id}
+    assert f"position-{closed[0].position_id}" in rig.store.retired
+    assert all(name not in rig.store.memory for name in rig.store.retired)
+    assert rig.store.dirty == {} and rig.store.disk == rig.store.memory
+    # a restart over the retired store is clean and keeps the open cycle
+    rig.broker.engine = None
+    rig.broker.restart("run2")
+    again = make_engine(rig.store.crash(), rig.broker, rig.rules, T0 + timedelta(minutes=5))
+    assert again.engine.snapshot().open_positions() == (open_position,)
+    assert state(again) is StrategyState.ACTIVE

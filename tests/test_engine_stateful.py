@@ -134,6 +134,11 @@ class EngineMachine(RuleBasedStateMachine):
 
             self.broker.on_submit = boom
 
+    @precondition(lambda self: self.up)
+    @rule()
+    def end_of_day_save(self) -> None:
+        self.call("final_save")
+
     @precondition(lambda self: not self.up)
     @rule(keep_memory=st.booleans(), orders_survive=st.booleans(), market_open=st.booleans())
     def restart(self, keep_memory: bool, orders_survive: bool, market_open: bool) -> None:

@@ -64,6 +64,7 @@ class FakeStore:
         self.refuse_puts = False
         self.flushes = 0
         self.puts: List[str] = []
+        self.retired: List[str] = []
 
     def load_all(self) -> Loaded:
         recs = self.memory.values()
@@ -100,6 +101,13 @@ class FakeStore:
 
     def audit(self, kind: str, message: str, ref: str = "") -> None:
         self.audits.append((kind, message, ref))
+
+    def retire(self, *record_names: str) -> bool:
+        for name in record_names:
+            self.memory.pop(name, None)
+            self.dirty.pop(name, None)
+            self.retired.append(name)
+        return True
 
     def crash(self, keep_memory: bool = False) -> FakeStore:
         return FakeStore(self.memory if keep_memory else self.disk)
