@@ -40,12 +40,15 @@ class ArchiveRecord:
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Defaults fit a year of two LT112 cycles a month and a weekly 0DTE inside QC's 50 MB base quota."""
+    """About two months of finished cycles (two LT112 a month, a weekly 0DTE): enough for research to see
+    recent trades, small enough that stored bytes reach their plateau within the first months and the
+    archive, rewritten on every retire, stays cheap to save. Older cycles live on only in the audit trail and
+    the risk record's figures."""
 
-    max_positions: int = 60
-    max_groups: int = 240
-    max_retired: int = 600
-    max_bytes: int = 192 * 1024  # encoded body; the store keeps two slots, so twice this on disk at most
+    max_positions: int = 16
+    max_groups: int = 48
+    max_retired: int = 120  # only needs to outlive leftover slot keys (deleted a minute after retiring)
+    max_bytes: int = 48 * 1024  # encoded body; the store keeps two slots, so twice this on disk at most
 
 
 def archive_with(
