@@ -157,6 +157,7 @@ class TradingEngine(EngineRecovery):
         if self._risk.update_equity(view.equity, view.now):
             after = self._risk.record.breaker
             self._save_risk(immediate=True)
+            self._flush()  # a breaker must survive a crash a second later (lean-facts §1.5: saves sit ~5 s)
             self._alert("breaker", f"risk breaker {before.value} -> {after.value}", "risk")
         else:
             self._save_risk(immediate=False)

@@ -54,7 +54,7 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.now = T0
         self.runs = 1
-        self.store = CrashingStore()
+        self.store = self.make_store()
         self.broker = FakeBroker("run1")
         self.rules = FakeRules(units=UNITS)
         self.rig = make_engine(self.store, self.broker, self.rules, self.now)
@@ -63,6 +63,9 @@ class EngineMachine(RuleBasedStateMachine):
         self.call("on_market", self.view(True))
 
     # ------------------------------------------------------------------------------------------- helpers
+
+    def make_store(self) -> CrashingStore:
+        return CrashingStore()
 
     def call(self, action: str, *args: object) -> None:
         """Call the engine; a SimulatedCrash takes it down like a killed process."""
