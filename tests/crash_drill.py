@@ -1,6 +1,6 @@
 """Crash drill: crash the scripted scenario at every crash point in turn, restart, check the invariants.
 
-    python -m tests.crash_drill            # every crash point of a 4-week scenario
+    python -m tests.crash_drill            # every crash point of a 6-week scenario (two LT112 cycles)
     python -m tests.crash_drill --short    # 2 weeks, an evenly spread sample of points (what CI runs)
 
 The scenario (`scenario()`): both strategies on SPY, several weeks of the synthetic market, a broker that
@@ -68,9 +68,9 @@ class Scenario:
             "underlying": "SPY",
             "lt112-enabled": "true",
             "zero-dte-enabled": "true",
-            # low thresholds so that a circuit breaker trips inside a few weeks of synthetic losses
+            # a low first threshold so the HALVE breaker trips (and must survive restarts) while trading goes on
             "risk-halve-drawdown": "0.003",
-            "risk-no-new-drawdown": "0.006",
+            "risk-no-new-drawdown": "0.05",
             "risk-close-all-drawdown": "0.5",
             "risk-relax-drawdown": "0.001",
         }
@@ -319,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (the machine has 2 cores)")
     parser.add_argument("--show", type=int, default=15, help="violations to print in full")
     args = parser.parse_args(argv)
-    weeks = args.weeks if args.weeks is not None else (2 if args.short else 4)
+    weeks = args.weeks if args.weeks is not None else (2 if args.short else 6)
     per_kind = args.per_kind if args.per_kind is not None else (25 if args.short else None)
     scenario = Scenario(weeks, args.seed)
 
