@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
-from persistence.records import PositionStatus
+from persistence.records import ContractRecord, PositionRecord, PositionStatus, Right
 from tests.crash_drill import CrashPlan, DrillDeployment, Scenario, _whole_units, check, choose, drill_one
 from tests.harness.brokerage import FILLED, BrokerHolding, BrokerOrder
 from tests.harness.faults import CrashPoint
@@ -45,11 +44,23 @@ def test_an_untracked_broker_holding_is_flagged() -> None:
 
 def test_an_orphaned_position_is_flagged() -> None:
     deployment = _run()
-    engine = deployment.engine
-    closed = next(p for p in engine.snapshot().positions.values())
-    # an open position record (no order group behind it) whose contracts the broker does not hold
-    ghost = replace(closed, position_id="ghost", entry_group_id="ghost-entry", status=PositionStatus.OPEN)
-    engine._positions[ghost.position_id] = ghost
+    # an open position record (no order group behind it) whose contract the broker does not hold
+    ghost = PositionRecord(
+        position_id="ghost",
+        strategy_id="lt112",
+        entry_group_id="ghost-entry",
+        entry_time=datetime(2024, 1, 3, 10, 0),
+        entry_price=-1.0,
+        contracts=(ContractRecord("SPY-20240419-P-430", Right.PUT, 430.0, date(2024, 4, 19), -2),),
+        expiry=date(2024, 4, 19),
+        strikes=(430.0,),
+        entry_vix=None,
+        profit_target=100.0,
+        max_loss=500.0,
+        params_hash="x",
+        status=PositionStatus.OPEN,
+    )
+    deployment.engine._positions[ghost.position_id] = ghost
     invariants = {invariant for invariant, _ in check(deployment)}
     assert "no-orphan" in invariants
 
