@@ -2,7 +2,9 @@
 
 Runs the unchanged main.py through the offline harness (tests/harness/simulation.py) over a few simulated
 weeks, first once without crashing to count every crash point (ObjectStore saves and flushes, order
-submissions), then again crashing at one of them picked with the seed. The deployment restarts a new algorithm
+submissions), then again crashing at one of them picked with the seed — among the points where an order group is in
+flight (an order submission, or a save of a group record), so the restart has something to recover; `--any`
+picks among all points. The deployment restarts a new algorithm
 instance over the same ObjectStore disk and the same brokerage account, and the demo prints what the restarted
 instance recovered: its start-up log (loaded records, decisions, reconcile actions), the engine's state, and
 the broker's holdings against the positions the engine tracks.
@@ -17,15 +19,48 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import Dict, List, Optional
 
-from tests.harness.faults import CrashPlan
+from persistence.loader import LoadResult
+from tests.crash_drill import read_store
+from tests.harness.faults import CrashPlan, CrashPoint
 from tests.harness.simulation import Deployment
 
 START = date(2024, 1, 2)
 
 
-def _deployment(weeks: int, seed: int, storage: Optional[str], crash_at: tuple[int, ...]) -> Deployment:
+class DemoDeployment(Deployment):
+    """Remembers what a restart will find on disk, read the moment the crashed process is gone."""
+
+    on_disk_at_crash: Optional[LoadResult] = None
+
+    def _lose_process(self) -> None:
+        super()._lose_process()
+        self.on_disk_at_crash = read_store(self)
+
+
+def _deployment(weeks: int, seed: int, storage: Optional[str], crash_at: tuple[int, ...]) -> DemoDeployment:
     end = START + timedelta(weeks=weeks) - timedelta(days=1)
-    return Deployment(seed=seed, start=START, end=end, storage_root=storage, crash_plan=CrashPlan(crash_at=crash_at))
+    plan = CrashPlan(crash_at=crash_at)
+    return DemoDeployment(seed=seed, start=START, end=end, storage_root=storage, crash_plan=plan)
+
+
+def _mid_trade(point: CrashPoint) -> bool:
+    return point.kind == "order-submit" or "/records/group-" in point.detail
+
+
+def _print_disk(state: LoadResult) -> None:
+    print("\nwhat the store held when the process died (a restart loads exactly this):")
+    for strategy_id, record in sorted(state.strategies.items()):
+        print(f"  strategy {strategy_id}: {record.state.value} since {record.changed_at:%m-%d %H:%M} ({record.reason})")
+    for group in state.groups.values():
+        fills = ", ".join(f"{leg.symbol} {leg.filled_quantity:+d}/{leg.quantity:+d}" for leg in group.legs)
+        print(f"  group {group.group_id}: {group.purpose.value} {group.status.value} [{fills}]")
+    for position in state.positions.values():
+        print(f"  position {position.position_id}: {position.status.value}")
+    if state.risk is not None:
+        risk = state.risk
+        print(f"  risk: peak {risk.peak_equity:,.0f}, drawdown {risk.drawdown:.2%}, breaker {risk.breaker.value}")
+    if state.lost or state.stale or state.quarantined:
+        print(f"  lost {state.lost}, stale {state.stale}, quarantined {[q.key for q in state.quarantined]}")
 
 
 def _tracked(deployment: Deployment) -> Dict[str, int]:
@@ -44,6 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--weeks", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--storage", default=None, help="ObjectStore folder (default: in memory)")
+    parser.add_argument("--any", action="store_true", help="crash at any point, not only mid-trade")
     args = parser.parse_args(argv)
 
     counting = _deployment(args.weeks, args.seed, None, ()).run()
@@ -52,7 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not points:
         print("nothing to crash at")
         return 1
-    chosen = random.Random(args.seed).choice(points)
+    candidates = points if args.any else [point for point in points if _mid_trade(point)] or points
+    chosen = random.Random(args.seed).choice(candidates)
     print(f"crashing at point {chosen.number}: {chosen.kind} {chosen.detail}")
 
     deployment = _deployment(args.weeks, args.seed, args.storage, (chosen.number,)).run()
@@ -63,6 +100,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"  open orders loaded with new LEAN ids: {run.loaded_open_orders}")
     if deployment.runtime_error is not None:
         print(f"RUNTIME ERROR: {deployment.runtime_error}")
+    if deployment.on_disk_at_crash is not None:
+        _print_disk(deployment.on_disk_at_crash)
     algorithm = deployment.algorithm
     if algorithm is not None and len(deployment.runs) > 1:
         restart = deployment.runs[-1].started_at
