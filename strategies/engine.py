@@ -25,6 +25,7 @@ from strategies.engine_types import EngineSnapshot
 from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
 from strategies.ports import EventStatus, MarketView, OrderEventData
 
+RETIRED_SHOWN = 200  # retired groups (and positions) the snapshot still shows, newest kept
 _FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
 
 
@@ -120,7 +121,15 @@ class TradingEngine(EngineRecovery):
             for group in members:
                 self._groups.pop(group.group_id, None)
                 self._cancel_requested.pop(group.group_id, None)
-            self._positions.pop(position_id, None)
+                self._retired_groups[group.group_id] = group
+            if position is not None:
+                self._positions.pop(position_id, None)
+                self._retired_positions[position_id] = position
+        # the snapshot keeps showing what this run retired (the demo and the drill read it), within bounds
+        for group_id in list(self._retired_groups)[:-RETIRED_SHOWN]:
+            del self._retired_groups[group_id]
+        for position_id in list(self._retired_positions)[:-RETIRED_SHOWN]:
+            del self._retired_positions[position_id]
 
     # ------------------------------------------------------------------------------------------- events
 

@@ -75,6 +75,9 @@ class EngineBase:
         self._machines: Dict[str, StrategyMachine] = {}
         self._groups: Dict[str, OrderGroupRecord] = {}
         self._positions: Dict[str, PositionRecord] = {}
+        # archived by final_save: no longer worked on, still shown by snapshot() (bounded, see engine.py)
+        self._retired_groups: Dict[str, OrderGroupRecord] = {}
+        self._retired_positions: Dict[str, PositionRecord] = {}
         self._risk: Optional[RiskLike] = None
         self._saved_risk: Optional[RiskRecord] = None
         self._now = datetime.min
@@ -161,8 +164,8 @@ class EngineBase:
     def snapshot(self) -> EngineSnapshot:
         return EngineSnapshot(
             strategies=MappingProxyType({sid: m.record for sid, m in self._machines.items()}),
-            groups=MappingProxyType(dict(self._groups)),
-            positions=MappingProxyType(dict(self._positions)),
+            groups=MappingProxyType({**self._retired_groups, **self._groups}),
+            positions=MappingProxyType({**self._retired_positions, **self._positions}),
             risk=self._risk.record if self._risk is not None else None,
             started=self._started,
             trading=self._trading,

@@ -142,7 +142,8 @@ class TaggedOrderLookup(Protocol):
 
 @dataclass(frozen=True)
 class EngineSnapshot:
-    """A read-only copy of what the engine holds (for the demo, the crash drill and tests)."""
+    """A read-only copy of what the engine holds (for the demo, the crash drill and tests). `groups` and
+    `positions` include the finished ones this run already retired to the archive (CLOSED / done)."""
 
     strategies: Mapping[str, StrategyStateRecord]
     groups: Mapping[str, OrderGroupRecord]

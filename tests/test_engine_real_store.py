@@ -102,7 +102,8 @@ def test_partial_entry_crash_restart_completes_over_the_real_store() -> None:
     rules.want_entry, rules.want_exit = False, True
     engine2.on_market(FakeView(now=now[0] + timedelta(minutes=1)))
     engine2.final_save()
-    assert broker.held == {} and engine2.snapshot().positions == {}
+    assert broker.held == {}
+    assert engine2.snapshot().open_positions() == () and engine2._positions == {} and engine2._groups == {}
     third = TradingEngine(RealStore(lambda: now[0], restarted.sim.crash()), broker, Params(), ListLog(), [rules])
     third.start(now[0])
     assert third.snapshot().groups == {} and third.snapshot().positions == {}
