@@ -84,6 +84,11 @@ class TradingEngine(EngineRecovery):
 
     def final_save(self) -> None:
         """The 15:45 and end-of-algorithm save: write what changed, retire finished cycles, flush."""
+        if self._risk is not None and self._last_equity is not None and self._trading:
+            try:
+                self._risk.end_of_day(self._now.date(), self._last_equity)  # one drawdown point per day
+            except Exception as error:
+                self._log.error(f"engine: end-of-day risk point failed: {error!r}")
         self.scheduled_save()
         self._retire_finished()
         self._flush()
@@ -162,6 +167,7 @@ class TradingEngine(EngineRecovery):
     def _update_risk(self, view: MarketView) -> None:
         if self._risk is None:
             return
+        self._last_equity = view.equity
         before = self._risk.record.breaker
         if self._risk.update_equity(view.equity, view.now):
             after = self._risk.record.breaker

@@ -80,6 +80,7 @@ class EngineBase:
         self._retired_positions: Dict[str, PositionRecord] = {}
         self._risk: Optional[RiskLike] = None
         self._saved_risk: Optional[RiskRecord] = None
+        self._last_equity: Optional[float] = None  # from the last market view, for the end-of-day risk point
         self._now = datetime.min
         self._market_open = False  # as of the last market view
         self._started = False

@@ -294,6 +294,7 @@ class FakeRisk:
         self.allow = True
         self.close_all = False
         self.closed: List[str] = []
+        self.days: List[Tuple[date, float]] = []
 
     @property
     def record(self) -> RiskRecord:
@@ -301,6 +302,10 @@ class FakeRisk:
 
     def update_equity(self, equity: float, now: datetime) -> bool:
         return False
+
+    def end_of_day(self, day: date, equity: float) -> bool:
+        self.days.append((day, equity))
+        return True
 
     def on_position_closed(self, position: PositionRecord, now: datetime) -> bool:
         if position.position_id in self._record.applied_position_ids:
