@@ -1,20 +1,22 @@
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional
 
 import pytest
 from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import ContractRecord, PositionRecord, Right, StrategyState, StrategyStateRecord
+from persistence.records import ContractRecord, PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_units
 from strategies.lt112 import LT112Rules, is_first_wednesday
 from strategies.params import Params
 from strategies.ports import OptionQuote
+from tests.fake_market import FakeView
+from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes
 
 SPOT = 470.0
@@ -35,31 +37,8 @@ def synthetic_chain(now: datetime, spot: float = SPOT, vol: float = 0.15) -> Lis
     return option_quotes("SPY", spot, now, third_fridays(now.date(), 7), strikes, vol)
 
 
-@dataclass
-class FakeView:
-    now: datetime
-    quotes: Sequence[OptionQuote] = ()
-    price: Optional[float] = SPOT
-    open_price: Optional[float] = SPOT
-    vix: Optional[float] = 15.0
-    equity: float = 250_000.0
-    underlying: str = "SPY"
-    market_open: bool = True
-    overrides: Dict[str, OptionQuote] = field(default_factory=dict)
-
-    def chain(self) -> Sequence[OptionQuote]:
-        return list(self.quotes)
-
-    def quote(self, symbol: str) -> Optional[OptionQuote]:
-        if symbol in self.overrides:
-            return self.overrides[symbol]
-        return next((q for q in self.quotes if q.symbol == symbol), None)
-
-
 def waiting(last_entry_day: Optional[date] = None) -> StrategyStateRecord:
-    return StrategyStateRecord(
-        "lt112", StrategyState.WAITING, None, datetime(2024, 1, 1), "t", last_entry_day=last_entry_day
-    )
+    return waiting_state("lt112", last_entry_day)
 
 
 FIRST_WED = datetime(2024, 1, 3, 10, 0)  # January 2024 starts on a Monday

@@ -1,19 +1,21 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional
 
 import pytest
 from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import ContractRecord, PositionRecord, Right, StrategyState, StrategyStateRecord
+from persistence.records import ContractRecord, PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_pnl
 from strategies.params import Params
 from strategies.ports import OptionQuote
 from strategies.zero_dte import CALL_SPREAD, IRON_CONDOR, PUT_SPREAD, ZeroDteRules
+from tests.fake_market import FakeView
+from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes
 
 FRIDAY = date(2024, 1, 5)
@@ -30,31 +32,8 @@ def chain_at(now: datetime, spot: float, underlying: str = "SPY", step: float = 
     return option_quotes(underlying, spot, now, expiries, [float(round(k)) for k in strikes], 0.25)
 
 
-@dataclass
-class FakeView:
-    now: datetime
-    quotes: Sequence[OptionQuote] = ()
-    price: Optional[float] = OPEN
-    open_price: Optional[float] = OPEN
-    vix: Optional[float] = 15.0
-    equity: float = 250_000.0
-    underlying: str = "SPY"
-    market_open: bool = True
-    overrides: Dict[str, OptionQuote] = field(default_factory=dict)
-
-    def chain(self) -> Sequence[OptionQuote]:
-        return list(self.quotes)
-
-    def quote(self, symbol: str) -> Optional[OptionQuote]:
-        if symbol in self.overrides:
-            return self.overrides[symbol]
-        return next((q for q in self.quotes if q.symbol == symbol), None)
-
-
 def waiting(last_entry_day: Optional[date] = None) -> StrategyStateRecord:
-    return StrategyStateRecord(
-        "zero_dte", StrategyState.WAITING, None, datetime(2024, 1, 1), "t", last_entry_day=last_entry_day
-    )
+    return waiting_state("zero_dte", last_entry_day)
 
 
 RULES = ZeroDteRules(Params())

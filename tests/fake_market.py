@@ -1,0 +1,40 @@
+"""A MarketView made of plain values, for the strategy rule tests (LT112 and 0DTE share it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Dict, Optional, Sequence
+
+from persistence.records import StrategyState, StrategyStateRecord
+from strategies.ports import OptionQuote
+
+SPOT = 470.0  # the synthetic SPY level the rule tests build their chains around
+
+
+@dataclass
+class FakeView:
+    now: datetime
+    quotes: Sequence[OptionQuote] = ()
+    price: Optional[float] = SPOT
+    open_price: Optional[float] = SPOT
+    vix: Optional[float] = 15.0
+    equity: float = 250_000.0
+    underlying: str = "SPY"
+    market_open: bool = True
+    overrides: Dict[str, OptionQuote] = field(default_factory=dict)
+
+    def chain(self) -> Sequence[OptionQuote]:
+        return list(self.quotes)
+
+    def quote(self, symbol: str) -> Optional[OptionQuote]:
+        if symbol in self.overrides:
+            return self.overrides[symbol]
+        return next((q for q in self.quotes if q.symbol == symbol), None)
+
+
+def waiting(strategy_id: str, last_entry_day: Optional[date] = None) -> StrategyStateRecord:
+    """A strategy flat and looking for an entry (the only state the engine asks rules for an entry in)."""
+    return StrategyStateRecord(
+        strategy_id, StrategyState.WAITING, None, datetime(2024, 1, 1), "t", last_entry_day=last_entry_day
+    )
