@@ -1,5 +1,6 @@
 # region imports
 from AlgorithmImports import *
+
 # endregion
 """Crash-safe LEAN template: the one QCAlgorithm subclass, and the only module that imports LEAN.
 
@@ -143,6 +144,12 @@ class LeanMarketView:
     @property
     def market_open(self) -> bool:
         return bool(self._algorithm.securities[self._algorithm.underlying_symbol].exchange.exchange_open)
+
+    @property
+    def margin_used(self) -> Optional[float]:
+        # LEAN's own margin model (option strategies credit covered shorts); the engine compares it with the
+        # BP-by-VIX limit before every entry
+        return float(self._algorithm.portfolio.total_margin_used)
 
     def chain(self) -> Sequence[OptionQuote]:
         if self._chain is None:

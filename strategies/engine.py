@@ -15,11 +15,18 @@ records forward (strategies.order_groups).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Dict, List
 
 from persistence.records import OrderGroupRecord, PositionStatus, StrategyState
-from strategies.engine_facts import in_flight_groups_of, net_fills, open_positions_of
+from strategies.engine_facts import (
+    estimated_margin,
+    in_flight_groups_of,
+    net_fills,
+    open_positions_of,
+    plan_bp_fraction,
+)
 from strategies.engine_recovery import EngineRecovery
 from strategies.engine_types import EngineSnapshot
 from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
@@ -221,8 +228,34 @@ class TradingEngine(EngineRecovery):
             except Exception as error:
                 self._log.error(f"engine: {strategy_id} entry rule failed: {error!r}")
                 continue
-            if plan is not None:
+            if plan is not None and self._buying_power_allows(strategy_id, size, view):
                 self._enter(machine, plan, view.vix)
+
+    def _buying_power_allows(self, strategy_id: str, size_factor: float, view: MarketView) -> bool:
+        """[F] BP by VIX regime: refuse the entry when the margin in use plus this plan's own share (the
+        strategy's BP per position x the size factor, of equity) would exceed risk.max_bp_fraction(VIX)."""
+        assert self._risk is not None
+        limit = self._risk.max_bp_fraction(view.vix)
+        equity = view.equity
+        used = view.margin_used
+        source = "broker"
+        if used is None or not math.isfinite(used):
+            used = estimated_margin(self._positions.values(), view.price, self._params)
+            source = "estimated from open positions"
+        share = plan_bp_fraction(self._params, strategy_id) * size_factor
+        if math.isfinite(equity) and equity > 0 and (used + share * equity) / equity <= limit:
+            return True
+        today = view.now.date()
+        if self._bp_refusal_logged.get(strategy_id) != today:
+            self._bp_refusal_logged[strategy_id] = today
+            self._audit(
+                "bp-refused",
+                f"{strategy_id}: entry refused: margin in use {used:.0f} ({source}) + {share:.1%} of equity "
+                f"{equity:.0f} is over {limit:.0%} allowed at VIX {view.vix}",
+                strategy_id,
+            )
+            self._log.info(f"engine: {strategy_id} entry refused by buying power (VIX {view.vix}, limit {limit:.0%})")
+        return False
 
 
 __all__ = ["TradingEngine"]

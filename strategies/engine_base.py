@@ -10,7 +10,7 @@ Each layer subclasses the previous one; nothing here starts threads (main.py hol
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Optional, Sequence, Set
 
@@ -89,6 +89,8 @@ class EngineBase:
         self._cancel_requested: Dict[str, datetime] = {}
         self._gave_up: Set[str] = set()  # incomplete groups past MAX_RECOVERY_ATTEMPTS
         self._reconcile_pending = False  # holdings may have moved without an event we could book
+        # the day each strategy's last buying-power refusal was logged: once a day, not on every bar
+        self._bp_refusal_logged: Dict[str, date] = {}
 
     # ------------------------------------------------------------------------------------------- persistence
 

@@ -5,6 +5,7 @@ in given its records. No store, no broker, no clock: everything comes in as argu
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from recovery.reconcile import parse_contract_key
 from recovery.startup import PositionToBuild
 from strategies.engine_types import OPTION_MULTIPLIER
 from strategies.order_groups import is_in_flight
+from strategies.params import Params
 from strategies.ports import LegSpec
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -162,6 +164,38 @@ def in_flight_groups_of(strategy_id: str, groups: Mapping[str, OrderGroupRecord]
     )
 
 
+# ----------------------------------------------------------------------------------------------- buying power
+
+
+def plan_bp_fraction(params: Params, strategy_id: str) -> float:
+    """The share of equity one full-size position of this strategy is sized to use (params' BP per position).
+    A strategy without a figure of its own (a fork's, a test's) is charged the largest one: refusing an entry
+    too early is safer than committing too much."""
+    own = {"lt112": params.lt112_bp_per_position, "zero_dte": params.zero_dte_bp_per_position}
+    return own.get(strategy_id, max(own.values()))
+
+
+def estimated_margin(positions: Iterable[PositionRecord], spot: Optional[float], params: Params) -> float:
+    """Buying power in use when the platform cannot tell, from the open positions: every short contract at the
+    Reg-T-style naked rate the LT112 sizing uses (params' lt112_naked_margin_fraction of spot, at least
+    lt112_naked_margin_floor of the strike) WITHOUT the out-of-the-money credit, x100 per contract; long
+    contracts 0. Conservative on purpose: a short covered by a long of the same structure is still charged as
+    naked and the OTM amount is never deducted, so this over-states what a broker would hold."""
+    total = 0.0
+    for position in positions:
+        if position.status is PositionStatus.CLOSED:
+            continue
+        for contract in position.contracts:
+            if contract.quantity >= 0:
+                continue
+            reference = spot if spot is not None and math.isfinite(spot) and spot > 0 else contract.strike
+            per_contract = max(
+                params.lt112_naked_margin_fraction * reference, params.lt112_naked_margin_floor * contract.strike
+            )
+            total += -contract.quantity * per_contract * OPTION_MULTIPLIER
+    return total
+
+
 @dataclass(frozen=True)
 class TargetState:
     state: StrategyState
@@ -197,6 +231,7 @@ def target_state(
 __all__ = [
     "PlanFacts",
     "TargetState",
+    "estimated_margin",
     "exit_legs",
     "in_flight_groups_of",
     "keep_plan_note",
@@ -204,6 +239,7 @@ __all__ = [
     "new_record_id",
     "open_positions_of",
     "parse_plan_note",
+    "plan_bp_fraction",
     "plan_note",
     "position_from_build",
     "realized_pnl",

@@ -93,6 +93,8 @@ class RiskLike(Protocol):
 
     def close_all_required(self) -> bool: ...
 
+    def max_bp_fraction(self, vix: Optional[float]) -> float: ...
+
 
 class EntryPlanLike(Protocol):
     """strategies.base.EntryPlan: legs carry their TOTAL signed quantity."""

@@ -62,6 +62,12 @@ class MarketView(Protocol):
     @property
     def market_open(self) -> bool: ...
 
+    @property
+    def margin_used(self) -> Optional[float]:
+        """Buying power in use by everything held, in account currency (LEAN: portfolio.total_margin_used);
+        None when the platform cannot tell (the engine then estimates it from the open positions)."""
+        ...
+
     def chain(self) -> Sequence[OptionQuote]:
         """The option chain now (may be empty). Built on demand: only call it when deciding."""
         ...

@@ -23,6 +23,7 @@ from strategies.base import EntryPlan
 from strategies.engine import TradingEngine
 from strategies.params import Params
 from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
+from strategies.risk import RiskManager
 
 T0 = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)
@@ -258,12 +259,14 @@ class FakeView:
     vix: Optional[float] = 15.0
     equity: float = 100_000.0
     market_open: bool = True
+    margin_used: Optional[float] = None  # None: the engine estimates it from the open positions
+    quotes: Mapping[str, OptionQuote] = field(default_factory=dict)
 
     def chain(self) -> Sequence[OptionQuote]:
         return ()
 
     def quote(self, symbol: str) -> Optional[OptionQuote]:
-        return None
+        return self.quotes.get(symbol)
 
 
 class FakeRules:
@@ -291,6 +294,7 @@ class FakeRules:
 class FakeRisk:
     def __init__(self, record: Optional[RiskRecord], params: Params, now: datetime) -> None:
         self._record = record or RiskRecord(100_000.0, 0.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), now)
+        self._params = params
         self.allow = True
         self.close_all = False
         self.closed: List[str] = []
@@ -324,6 +328,9 @@ class FakeRisk:
 
     def close_all_required(self) -> bool:
         return self.close_all
+
+    def max_bp_fraction(self, vix: Optional[float]) -> float:
+        return RiskManager(None, self._params, self._record.updated_at).max_bp_fraction(vix)  # the real table
 
 
 @dataclass

@@ -4,15 +4,17 @@ Prices come from a `PriceSource` (the harness's view of the synthetic market at 
 Follows LEAN: `portfolio.values()` yields a holding for every added security (invested or not);
 `total_portfolio_value` = cash + sum(quantity x price x multiplier), options multiplier 100; holdings of a
 symbol not yet added are auto-subscribed (§5 step 6).
-Differs from LEAN: one currency (USD) only, no fees, no margin model, no buying-power checks; options are
-marked at the mid (LEAN marks at the last price).
+`total_margin_used` is an approximation of LEAN's option margin model (documented on the property).
+Differs from LEAN: one currency (USD) only, no fees, no buying-power checks (orders are never refused for
+margin); options are marked at the mid (LEAN marks at the last price).
 """
 
 from __future__ import annotations
 
 from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
-from tests.harness.lean_stub.enums import SecurityType
+from strategies.params import Params
+from tests.harness.lean_stub.enums import OptionRight, SecurityType
 from tests.harness.lean_stub.market_data import OptionFilter
 from tests.harness.lean_stub.symbols import Symbol
 
@@ -198,6 +200,34 @@ class SecurityPortfolioManager:
     @property
     def total_portfolio_value(self) -> float:
         return self.cash + self.total_holdings_value
+
+    @property
+    def total_margin_used(self) -> float:
+        """Approximation of LEAN's margin in use: every SHORT option at the Reg-T-style naked rate the
+        strategies' params size with (lt112_naked_margin_fraction of the underlying price minus the
+        out-of-the-money amount, at least lt112_naked_margin_floor of the strike), x100 per contract; long
+        options 0 (paid in full); nothing else is held by the template. Differs from LEAN: LEAN's option
+        strategy margin lets a long of the same structure cover a short (a spread needs only its width), so for
+        spreads this figure is higher than LEAN's."""
+        params = Params()
+        total = 0.0
+        for holding in self.values():
+            symbol = holding.symbol
+            if holding.quantity >= 0 or symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+                continue
+            strike = symbol.id.strike_price
+            underlying = symbol.underlying
+            spot = self._securities[underlying].price if underlying and self._securities.contains_key(underlying) else 0
+            spot = spot if spot > 0 else strike
+            if symbol.id.option_right == OptionRight.PUT:
+                out_of_money = max(0.0, spot - strike)
+            else:
+                out_of_money = max(0.0, strike - spot)
+            per_contract = max(
+                params.lt112_naked_margin_fraction * spot - out_of_money, params.lt112_naked_margin_floor * strike
+            )
+            total += -holding.quantity * per_contract * multiplier_of(symbol)
+        return total
 
     def set_cash(self, amount: float) -> None:
         self.cash = float(amount)
