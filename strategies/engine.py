@@ -53,6 +53,7 @@ class TradingEngine(EngineRecovery):
         self._trading = True
         self._update_risk(view)
         self._settle()
+        self._refresh_correlation()  # also when nothing moved: the saved score may predate this code or be lost
         self._flush()
         snapshot = self.snapshot()
         self._log.info(

@@ -18,6 +18,7 @@ from persistence.ports import LogPort
 from persistence.records import (
     OrderGroupRecord,
     PositionRecord,
+    PositionStatus,
     Record,
     RiskRecord,
     StrategyState,
@@ -91,6 +92,8 @@ class EngineBase:
         self._reconcile_pending = False  # holdings may have moved without an event we could book
         # the day each strategy's last buying-power refusal was logged: once a day, not on every bar
         self._bp_refusal_logged: Dict[str, date] = {}
+        # the open position ids the risk record's correlation score was last computed from (None: not yet)
+        self._correlated_ids: Optional[frozenset[str]] = None
 
     # ------------------------------------------------------------------------------------------- persistence
 
@@ -119,7 +122,30 @@ class EngineBase:
 
     def _set_position(self, position: PositionRecord, immediate: bool = True) -> bool:
         self._positions[position.position_id] = position
-        return self._save(position, immediate)
+        saved = self._save(position, immediate)
+        self._refresh_correlation()
+        return saved
+
+    def _refresh_correlation(self, save: bool = True) -> bool:
+        """Keep the risk record's correlation score true to the open positions (OPEN or CLOSING): recomputed
+        whenever their set changes (entry or exit filled, adoption, reconcile) and, with `save`, written at once
+        when it moved. True when the record changed. A crash that loses the write costs nothing: the first
+        call after a restart recomputes it."""
+        if self._risk is None:
+            return False
+        held = [p for _, p in sorted(self._positions.items()) if p.status is not PositionStatus.CLOSED]
+        ids = frozenset(p.position_id for p in held)
+        if ids == self._correlated_ids:
+            return False
+        try:
+            changed = self._risk.update_correlation(held, self._now)
+        except Exception as error:
+            self._log.error(f"engine: correlation update failed: {error!r}")
+            return False
+        self._correlated_ids = ids
+        if changed and save:
+            self._save_risk(immediate=True)
+        return changed
 
     def _save_risk(self, immediate: bool) -> bool:
         if self._risk is None:

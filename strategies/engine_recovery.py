@@ -208,6 +208,7 @@ class EngineRecovery(EngineOrders):
             self._save(self._groups[group_id])
         for position_id in result.changed_positions:
             self._save(self._positions[position_id])
+        self._refresh_correlation()  # adoption or an orphan cleaned changes what is held
         for note in result.audit:
             self._log.error(f"engine: reconcile {note.kind}: {note.message}")
             self._audit(note.kind, note.message, note.ref)
@@ -278,12 +279,16 @@ class EngineRecovery(EngineOrders):
         position = self._positions[position_id]
         pnl = realized_pnl(position_id, self._groups)
         closed = replace(position, status=PositionStatus.CLOSED, exit_time=self._now, realized_pnl=pnl)
+        # Risk first: a crash after this save and before the position's leaves a FILLED exit, so the close is
+        # booked again and the fold (idempotent by position id) changes nothing. The other order could leave
+        # a CLOSED position whose loss never reached the risk record. One write carries the fold and the
+        # correlation score without this position.
+        self._positions[position_id] = closed
+        folded = self._risk is not None and self._risk.on_position_closed(closed, self._now)
+        correlated = self._refresh_correlation(save=False)
+        self._save_risk(immediate=folded or correlated)
         self._set_position(closed)
         self._log.info(f"engine: position {position_id} closed, realized {pnl:+.2f}")
-        if self._risk is not None and self._risk.on_position_closed(closed, self._now):
-            self._save_risk(immediate=True)
-        else:
-            self._save_risk(immediate=False)
 
     def _reopen_failed_exits(self) -> bool:
         changed = False

@@ -95,6 +95,8 @@ class RiskLike(Protocol):
 
     def max_bp_fraction(self, vix: Optional[float]) -> float: ...
 
+    def update_correlation(self, open_positions: Sequence[PositionRecord], now: datetime) -> bool: ...
+
 
 class EntryPlanLike(Protocol):
     """strategies.base.EntryPlan: legs carry their TOTAL signed quantity."""

@@ -23,7 +23,7 @@ from strategies.base import EntryPlan
 from strategies.engine import TradingEngine
 from strategies.params import Params
 from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
-from strategies.risk import RiskManager
+from strategies.risk import RiskManager, correlation_score, underlying_of
 
 T0 = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)
@@ -299,6 +299,7 @@ class FakeRisk:
         self.close_all = False
         self.closed: List[str] = []
         self.days: List[Tuple[date, float]] = []
+        self.correlation_calls = 0
 
     @property
     def record(self) -> RiskRecord:
@@ -328,6 +329,14 @@ class FakeRisk:
 
     def close_all_required(self) -> bool:
         return self.close_all
+
+    def update_correlation(self, open_positions: Sequence[PositionRecord], now: datetime) -> bool:
+        self.correlation_calls += 1
+        score = correlation_score([underlying_of(p) for p in open_positions])  # the real rule
+        if score == self._record.correlation_score:
+            return False
+        self._record = replace(self._record, correlation_score=score, updated_at=now)
+        return True
 
     def max_bp_fraction(self, vix: Optional[float]) -> float:
         return RiskManager(None, self._params, self._record.updated_at).max_bp_fraction(vix)  # the real table
