@@ -226,6 +226,14 @@ class LeanBroker:
                 held[key] = int(holding.quantity)
         return held
 
+    def average_prices(self) -> Mapping[str, float]:
+        prices: Dict[str, float] = {}
+        for holding in self._algorithm.portfolio.values():
+            symbol = holding.symbol
+            if holding.invested and symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+                prices[_key_of(symbol)] = float(holding.average_price)
+        return prices
+
     def open_order_ids(self) -> Sequence[int]:
         return [int(order.id) for order in self._algorithm.transactions.get_open_orders()]
 

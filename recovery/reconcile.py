@@ -24,7 +24,11 @@ Invariants (tests/test_recovery_reconcile_properties.py checks them over random 
 
 How a difference ``held - claimed`` on one contract is explained, in this order:
 1. MissedFill: an in-flight group's leg that still had quantity to fill, in the direction of the difference,
-   filled while we were down (no order event is ever sent for it); the newest group is credited first;
+   filled while we were down (no order event is ever sent for it); the newest group is credited first. Its
+   price (no event means no fill price): an OPENING fill (what is held grew in the fill's direction) is priced
+   from the broker's average price of the holding, less what the fills we already booked on that contract
+   cost; a CLOSING fill (the holding shrank or is gone) at the current quote mid; None when neither is known
+   (the leg's average price is then left as it was, and the audit note says so);
 2. QuantityMismatch: open positions that claim more than is held are lowered to what is held (newest
    position id first); a position left with nothing is an OrphanCleaned instead (closed, kept for the audit);
 3. GroupFillMismatch: a group's recorded fills that holdings do not show are lowered;
@@ -39,14 +43,16 @@ state until nothing is left (a few rounds at most); the report holds the actions
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from persistence.records import (
     ContractRecord,
     GroupPurpose,
+    LegRecord,
     OrderGroupRecord,
     PositionRecord,
     PositionStatus,
@@ -56,6 +62,7 @@ from strategies.order_groups import apply_holdings_fill, remaining_quantity, set
 
 ADOPTED_STRATEGY_ID = "recovery"
 ADOPTED_NOTE = "adopted by recovery"
+FILL_PRICE_UNKNOWN = "fill price unknown"  # position note: a fill learned from holdings could not be priced
 _OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
@@ -64,6 +71,7 @@ class MissedFill:
     group_id: str
     symbol: str
     quantity: int  # signed quantity that filled while we were down
+    price: Optional[float] = None  # per contract, learned from holdings or quotes (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -217,8 +225,48 @@ def _adoption_target(symbol: str, positions: Mapping[str, PositionRecord], assig
     return assigned[symbol]
 
 
+def _known_price(value: Optional[float]) -> Optional[float]:
+    return value if value is not None and math.isfinite(value) and value > 0 else None
+
+
+def _missed_fill_price(
+    held: int,
+    missed: int,
+    booked: Sequence[LegRecord],
+    *,
+    position_claims: bool,
+    average_price: Optional[float],
+    quote_mid: Optional[float],
+) -> Optional[float]:
+    """The per-contract price of ``missed`` (signed, one contract's total missed fill); None when unknown.
+
+    Opening (the holding is on the fill's side): the broker's average price covers everything held, so the
+    missed part costs average x held minus what the booked fills on the contract cost, when those are all ours,
+    on the same side and priced (else the average itself is the best figure). Closing: the quote mid now."""
+    if held and (held > 0) == (missed > 0):
+        average = _known_price(average_price)
+        if average is None:
+            return None
+        booked_quantity = sum(leg.filled_quantity for leg in booked)
+        if (
+            not position_claims
+            and booked_quantity + missed == held
+            and all((leg.filled_quantity > 0) == (held > 0) and leg.avg_fill_price > 0 for leg in booked)
+        ):
+            booked_cost = sum(leg.filled_quantity * leg.avg_fill_price for leg in booked)
+            derived = _known_price((average * held - booked_cost) / missed)
+            if derived is not None:
+                return derived
+        return average
+    return _known_price(quote_mid)
+
+
 def _one_round(
-    positions: Mapping[str, PositionRecord], groups: Mapping[str, OrderGroupRecord], holdings: Mapping[str, int]
+    positions: Mapping[str, PositionRecord],
+    groups: Mapping[str, OrderGroupRecord],
+    holdings: Mapping[str, int],
+    average_prices: Mapping[str, float],
+    quote_mids: Mapping[str, float],
 ) -> List[ReconcileAction]:
     open_positions = sorted((p for p in positions.values() if _is_open(p)), key=lambda p: p.position_id)
     claiming = sorted((g for g in groups.values() if group_claims(g, positions, groups)), key=lambda g: g.group_id)
@@ -238,11 +286,23 @@ def _one_round(
         #    Newest group first: a newer group of a family (a retried exit, a recovery child) is only created once
         #    the older ones stopped moving, so the newest is the one that was in flight when we went down (an
         #    older, cancelled exit must not be credited with the fill of its retry).
+        missed: List[Tuple[str, int]] = []
         for group in newest_first:
             for leg in group.legs:
                 if leg.symbol == symbol and (taken := _take(diff, remaining_quantity(leg))):
-                    fills.append(MissedFill(group.group_id, symbol, taken))
+                    missed.append((group.group_id, taken))
                     diff -= taken
+        if missed:
+            booked = [leg for g in claiming for leg in g.legs if leg.symbol == symbol and leg.filled_quantity]
+            price = _missed_fill_price(
+                holdings.get(symbol, 0),
+                sum(taken for _, taken in missed),
+                booked,
+                position_claims=any(c.symbol == symbol for p in open_positions for c in p.contracts),
+                average_price=average_prices.get(symbol),
+                quote_mid=quote_mids.get(symbol),
+            )
+            fills.extend(MissedFill(group_id, symbol, taken, price) for group_id, taken in missed)
         # 2. positions claiming more than is held, newest id first
         for position in reversed(open_positions):
             key = (position.position_id, symbol)
@@ -281,22 +341,35 @@ def _one_round(
 
 
 def reconcile(
-    positions: Mapping[str, PositionRecord], groups: Mapping[str, OrderGroupRecord], holdings: Mapping[str, int]
+    positions: Mapping[str, PositionRecord],
+    groups: Mapping[str, OrderGroupRecord],
+    holdings: Mapping[str, int],
+    average_prices: Optional[Mapping[str, float]] = None,
+    quote_mids: Optional[Mapping[str, float]] = None,
 ) -> ReconcileReport:
     """Compare the records with holdings (call after LEAN loaded holdings: on_warmup_finished, never in
-    initialize). Deterministic; the actions are applied with ``apply_report``."""
+    initialize). Deterministic; the actions are applied with ``apply_report``. ``average_prices`` (the broker's
+    average price per held contract) and ``quote_mids`` (current mids) price the fills missed while down."""
+    averages: Mapping[str, float] = average_prices or {}
+    mids: Mapping[str, float] = quote_mids or {}
     actions: List[ReconcileAction] = []
     current_positions, current_groups = dict(positions), dict(groups)
     for _ in range(len(positions) + 3):
         found = [
-            a for a in _one_round(current_positions, current_groups, holdings) if not isinstance(a, UnknownHolding)
+            a
+            for a in _one_round(current_positions, current_groups, holdings, averages, mids)
+            if not isinstance(a, UnknownHolding)
         ]
         if not found:
             break
         actions.extend(found)
         result = apply_report(current_positions, current_groups, ReconcileReport(tuple(found)), datetime.min)
         current_positions, current_groups = result.positions, result.groups
-    unknown = [a for a in _one_round(current_positions, current_groups, holdings) if isinstance(a, UnknownHolding)]
+    unknown = [
+        a
+        for a in _one_round(current_positions, current_groups, holdings, averages, mids)
+        if isinstance(a, UnknownHolding)
+    ]
     return ReconcileReport((*actions, *unknown))
 
 
@@ -350,12 +423,17 @@ def apply_report(
     for action in report.actions:
         if isinstance(action, MissedFill):
             new_groups[action.group_id] = apply_holdings_fill(
-                new_groups[action.group_id], action.symbol, action.quantity, now
+                new_groups[action.group_id], action.symbol, action.quantity, now, fill_price=action.price
             )
             changed_g[action.group_id] = None
+            priced = (
+                f"at {action.price:.4f}" if action.price is not None else f"at an unknown price ({FILL_PRICE_UNKNOWN})"
+            )
             notes.append(
                 AuditNote(
-                    "missed-fill", f"{action.symbol} filled {action.quantity:+d} while down", f"group-{action.group_id}"
+                    "missed-fill",
+                    f"{action.symbol} filled {action.quantity:+d} while down, {priced}",
+                    f"group-{action.group_id}",
                 )
             )
         elif isinstance(action, GroupFillMismatch):
@@ -427,6 +505,7 @@ def apply_report(
 __all__ = [
     "ADOPTED_NOTE",
     "ADOPTED_STRATEGY_ID",
+    "FILL_PRICE_UNKNOWN",
     "AuditNote",
     "GroupFillMismatch",
     "MissedFill",

@@ -48,11 +48,13 @@ class TradingEngine(EngineRecovery):
             self._restore(view.now)
         self._now = view.now
         self._market_open = view.market_open
+        self._view = view
         self._rebind_groups()
         self._reconcile()
         self._trading = True
         self._update_risk(view)
         self._settle()
+        self._fold_closed_positions()
         self._refresh_correlation()  # also when nothing moved: the saved score may predate this code or be lost
         self._flush()
         snapshot = self.snapshot()
@@ -66,6 +68,7 @@ class TradingEngine(EngineRecovery):
             return
         self._now = view.now
         self._market_open = view.market_open
+        self._view = view
         self._update_risk(view)
         if self._reconcile_pending and self._quiet():
             self._reconcile()
@@ -214,6 +217,11 @@ class TradingEngine(EngineRecovery):
         risk = self._risk
         if risk is None or risk.close_all_required():
             return
+        if any(
+            p.status is PositionStatus.CLOSING and not self._in_flight_for_position(pid)
+            for pid, p in self._positions.items()
+        ):
+            return  # a close waits for its fill price: its loss is not in the risk limits yet
         for strategy_id, machine in sorted(self._machines.items()):
             rules = self._rules.get(strategy_id)
             if rules is None or not rules.enabled or machine.state is not StrategyState.WAITING:

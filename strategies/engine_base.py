@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set
 
 from persistence.ports import LogPort
 from persistence.records import (
@@ -32,7 +32,7 @@ from strategies.engine_types import (
     RulesLike,
 )
 from strategies.params import Params
-from strategies.ports import BrokerPort
+from strategies.ports import BrokerPort, MarketView
 from strategies.state_machine import IllegalTransition, StrategyMachine
 
 RiskFactory = Callable[[Optional[RiskRecord], Params, datetime], RiskLike]
@@ -94,6 +94,9 @@ class EngineBase:
         self._bp_refusal_logged: Dict[str, date] = {}
         # the open position ids the risk record's correlation score was last computed from (None: not yet)
         self._correlated_ids: Optional[frozenset[str]] = None
+        self._view: Optional[MarketView] = None  # the last market view (quotes price fills learned from holdings)
+        # positions whose close waits for an exit fill's price -> the first open-market moment it waited
+        self._awaiting_price: Dict[str, datetime] = {}
 
     # ------------------------------------------------------------------------------------------- persistence
 
@@ -125,6 +128,23 @@ class EngineBase:
         saved = self._save(position, immediate)
         self._refresh_correlation()
         return saved
+
+    def _quote_mids(self, symbols: Iterable[str]) -> Dict[str, float]:
+        """Current mids of the contracts that have a usable quote in the last market view."""
+        mids: Dict[str, float] = {}
+        view = self._view
+        if view is None:
+            return mids
+        for symbol in sorted(symbols):
+            try:
+                quote = view.quote(symbol)
+            except Exception as error:
+                self._log.error(f"engine: quote of {symbol} failed: {error!r}")
+                continue
+            # a zero or crossed ask is no market: its mid is not a price
+            if quote is not None and quote.ask > 0 and 0 <= quote.bid <= quote.ask:
+                mids[symbol] = quote.mid
+        return mids
 
     def _refresh_correlation(self, save: bool = True) -> bool:
         """Keep the risk record's correlation score true to the open positions (OPEN or CLOSING): recomputed

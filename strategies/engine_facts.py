@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Collection, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Collection, Dict, Iterable, Mapping, Optional, Set, Tuple
 
 from persistence.records import (
     ContractRecord,
@@ -113,6 +113,27 @@ def position_from_build(
         params_hash=params_hash,
         note=note,
     )
+
+
+def add_note(note: str, text: str) -> str:
+    """The position note with `text` added once."""
+    if text in note:
+        return note
+    return f"{note}; {text}" if note else text
+
+
+def unpriced_fills(groups: Iterable[OrderGroupRecord]) -> Set[Tuple[str, str]]:
+    """(group id, contract) of every filled leg without a price: a fill learned from holdings that could not be
+    priced. Option fills are never at 0.00 (an expiry is not booked on our groups), so 0 means unknown."""
+    return {
+        (g.group_id, leg.symbol) for g in groups for leg in g.legs if leg.filled_quantity and leg.avg_fill_price <= 0
+    }
+
+
+def with_leg_price(group: OrderGroupRecord, symbol: str, price: float, now: datetime) -> OrderGroupRecord:
+    """The group with the average fill price of its leg on `symbol` set (for a fill that had none)."""
+    legs = tuple(replace(leg, avg_fill_price=price) if leg.symbol == symbol else leg for leg in group.legs)
+    return replace(group, legs=legs, updated_at=now)
 
 
 def realized_pnl(position_id: str, groups: Mapping[str, OrderGroupRecord]) -> float:
@@ -223,6 +244,11 @@ def target_state(
             group.group_id,
             f"{group.purpose.value} {group.group_id} in flight",
         )
+    closing = [p for p in held if p.status is PositionStatus.CLOSING]
+    if closing:
+        # its exit filled but the close is not booked yet (it waits for a fill price): still exiting
+        position_id = closing[0].position_id
+        return TargetState(StrategyState.EXITING, position_id, None, f"position {position_id} closing")
     if held:
         return TargetState(StrategyState.ACTIVE, held[0].position_id, None, f"position {held[0].position_id} open")
     return TargetState(StrategyState.WAITING, None, None, "flat, nothing in flight")
@@ -231,6 +257,7 @@ def target_state(
 __all__ = [
     "PlanFacts",
     "TargetState",
+    "add_note",
     "estimated_margin",
     "exit_legs",
     "in_flight_groups_of",
@@ -245,4 +272,6 @@ __all__ = [
     "realized_pnl",
     "safe_id_part",
     "target_state",
+    "unpriced_fills",
+    "with_leg_price",
 ]

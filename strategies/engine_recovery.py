@@ -27,17 +27,27 @@ from persistence.records import (
     StrategyStateRecord,
 )
 from recovery.decisions import DecisionAction
-from recovery.reconcile import apply_report, reconcile
+from recovery.reconcile import FILL_PRICE_UNKNOWN, apply_report, reconcile
 from recovery.startup import StartPlan, plan_start
 from strategies.engine_facts import (
+    add_note,
     keep_plan_note,
     parse_plan_note,
     position_from_build,
     realized_pnl,
     target_state,
+    unpriced_fills,
+    with_leg_price,
 )
 from strategies.engine_orders import EngineOrders
-from strategies.order_groups import adopt_run, is_in_flight, mark_resolved, open_legs, with_decision
+from strategies.order_groups import (
+    adopt_run,
+    is_in_flight,
+    mark_resolved,
+    open_legs,
+    remaining_quantity,
+    with_decision,
+)
 from strategies.ports import SubmittedOrder
 from strategies.state_machine import StrategyMachine
 
@@ -198,7 +208,13 @@ class EngineRecovery(EngineOrders):
         except Exception as error:
             self._log.error(f"engine: holdings unavailable, reconcile skipped: {error!r}")
             return
-        report = reconcile(self._positions, self._groups, holdings)
+        try:
+            average_prices = dict(self._broker.average_prices())
+        except Exception as error:
+            self._log.error(f"engine: average prices unavailable, missed fills may stay unpriced: {error!r}")
+            average_prices = {}
+        unfilled = {leg.symbol for g in self._groups.values() for leg in g.legs if remaining_quantity(leg)}
+        report = reconcile(self._positions, self._groups, holdings, average_prices, self._quote_mids(unfilled))
         self._reconcile_pending = False
         if not report.actions:
             return
@@ -248,8 +264,7 @@ class EngineRecovery(EngineOrders):
             for build in plan.positions_to_build:
                 changed = self._build_position(build.position_id, plan) or changed
             for position_id in plan.positions_to_close:
-                self._close_position(position_id)
-                changed = True
+                changed = self._close_position(position_id) or changed
             changed = self._reopen_failed_exits() or changed
             if not changed:
                 return plan
@@ -273,9 +288,22 @@ class EngineRecovery(EngineOrders):
         )
         if facts is None:
             self._alert("plan-lost", f"position {position_id}: entry targets unknown", f"position-{position_id}")
+        unpriced = sorted(unpriced_fills(opening))
+        if unpriced:
+            # the broker gave no average price for a fill learned from holdings: the entry price is short of it
+            self._set_position(replace(position, note=add_note(position.note, FILL_PRICE_UNKNOWN)))
+            self._alert(
+                "fill-price-unknown",
+                f"position {position_id}: entry fills of {unpriced} have no price; entry price and P&L are off",
+                f"position-{position_id}",
+            )
         return True
 
-    def _close_position(self, position_id: str) -> None:
+    def _close_position(self, position_id: str) -> bool:
+        """Book a position whose exit FILLED: realized P&L into risk, then CLOSED. False when the close waits
+        for the price of an exit fill learned from holdings (see `_exit_fills_priced`)."""
+        if not self._exit_fills_priced(position_id):
+            return False
         position = self._positions[position_id]
         pnl = realized_pnl(position_id, self._groups)
         closed = replace(position, status=PositionStatus.CLOSED, exit_time=self._now, realized_pnl=pnl)
@@ -289,6 +317,62 @@ class EngineRecovery(EngineOrders):
         self._save_risk(immediate=folded or correlated)
         self._set_position(closed)
         self._log.info(f"engine: position {position_id} closed, realized {pnl:+.2f}")
+        return True
+
+    def _exit_fills_priced(self, position_id: str) -> bool:
+        """An exit that filled while we were down has no fill price (no event): reconcile prices it at the quote
+        mid if the view had one. If not, price it now, because the realized P&L feeds the daily loss and the loss
+        streak. After a restart LEAN has no quote yet for a contract that is no longer held, so the close waits
+        (False) for the first market bars, entries wait with it (see _look_for_entries); after `unfilled_timeout`
+        of open market still without a quote it is booked anyway, the fill counted at 0, the position noted
+        "fill price unknown" and audited."""
+        exits = [g for g in self._groups.values() if g.position_id == position_id and g.purpose is GroupPurpose.EXIT]
+        unpriced = unpriced_fills(exits)
+        if not unpriced:
+            self._awaiting_price.pop(position_id, None)
+            return True
+        mids = self._quote_mids({symbol for _, symbol in unpriced})
+        for group_id, symbol in sorted(unpriced):
+            if symbol in mids:
+                self._set_group(with_leg_price(self._groups[group_id], symbol, mids[symbol], self._now))
+                self._audit(
+                    "fill-priced",
+                    f"{symbol} exit fill learned from holdings priced at the quote mid {mids[symbol]:.4f}",
+                    f"group-{group_id}",
+                )
+        left = sorted(symbol for _, symbol in unpriced if symbol not in mids)
+        if not left:
+            self._awaiting_price.pop(position_id, None)
+            return True
+        if not (self._trading and self._market_open):
+            return False  # warm-up or a closed market: quotes come with the next open market
+        since = self._awaiting_price.setdefault(position_id, self._now)
+        if self._now - since < self._unfilled_timeout:
+            return False
+        self._awaiting_price.pop(position_id, None)
+        position = self._positions[position_id]
+        self._set_position(replace(position, note=add_note(position.note, FILL_PRICE_UNKNOWN)))
+        self._alert(
+            "fill-price-unknown",
+            f"position {position_id}: exit fills of {left} learned from holdings have no price and no quote came; "
+            "realized P&L counts them at 0",
+            f"position-{position_id}",
+        )
+        return True
+
+    def _fold_closed_positions(self) -> None:
+        """A CLOSED position whose realized P&L never reached the risk record (the process died between the two
+        saves and only the position's reached the disk): fold it now; idempotent by position id. A position
+        closed without a figure (an orphan cleaned by reconcile) is left out: a 0 would end a loss streak."""
+        if self._risk is None:
+            return
+        folded = False
+        for _, position in sorted(self._positions.items()):
+            if position.status is PositionStatus.CLOSED and position.realized_pnl is not None:
+                folded = self._risk.on_position_closed(position, self._now) or folded
+        if folded:
+            self._log.info("engine: closed positions folded into risk after a restart")
+            self._save_risk(immediate=True)
 
     def _reopen_failed_exits(self) -> bool:
         changed = False

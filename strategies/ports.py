@@ -147,6 +147,11 @@ class BrokerPort(Protocol):
         """Signed contract quantities of every option position held, by contract key."""
         ...
 
+    def average_prices(self) -> Mapping[str, float]:
+        """The broker's average price per contract of every option position held, by contract key (LEAN:
+        portfolio[symbol].average_price). Prices the fills that happened while the algorithm was down."""
+        ...
+
     def open_order_ids(self) -> Sequence[int]: ...
 
     def order_ids_for_broker_id(self, broker_id: str) -> Sequence[int]:

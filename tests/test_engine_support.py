@@ -137,6 +137,7 @@ class FakeBroker:
         self._run_id = run_id
         self.orders: Dict[int, FakeOrder] = {}
         self.held: Dict[str, int] = {}
+        self.average: Dict[str, float] = {}  # the broker's average price per held contract (LEAN average_price)
         self.next_id = 1
         self.next_broker_id = 1
         self.engine: Optional[TradingEngine] = None
@@ -201,9 +202,15 @@ class FakeBroker:
             return 0
         quantity = quantity if abs(quantity) <= abs(left) else left
         order.filled += quantity
-        self.held[order.symbol] = self.held.get(order.symbol, 0) + quantity
+        before = self.held.get(order.symbol, 0)
+        self.held[order.symbol] = before + quantity
         if self.held[order.symbol] == 0:
             del self.held[order.symbol]
+            self.average.pop(order.symbol, None)
+        elif before == 0 or (before > 0) != (self.held[order.symbol] > 0):
+            self.average[order.symbol] = price  # opened (or flipped): a new average
+        elif (before > 0) == (quantity > 0):
+            self.average[order.symbol] = (self.average[order.symbol] * before + price * quantity) / (before + quantity)
         done = order.filled == order.quantity
         order.open = not done
         self.emit(order, EventStatus.FILLED if done else EventStatus.PARTIALLY_FILLED, quantity, price)
@@ -217,6 +224,9 @@ class FakeBroker:
 
     def holdings(self) -> Mapping[str, int]:
         return dict(self.held)
+
+    def average_prices(self) -> Mapping[str, float]:
+        return {symbol: self.average.get(symbol, 0.0) for symbol in self.held}
 
     def open_order_ids(self) -> Sequence[int]:
         return [oid for oid, o in sorted(self.orders.items()) if o.open]
