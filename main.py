@@ -240,6 +240,14 @@ class LeanBroker:
     def order_ids_for_broker_id(self, broker_id: str) -> Sequence[int]:
         return [int(order.id) for order in self._algorithm.transactions.get_orders_by_brokerage_id(broker_id)]
 
+    def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
+        # open orders reloaded at a live restart keep the tag the brokerage returned (new LEAN ids, lean-facts §5)
+        return [
+            SubmittedOrder(_key_of(order.symbol), int(order.id), tuple(str(b) for b in order.broker_id))
+            for order in self._algorithm.transactions.get_open_orders()
+            if str(order.tag or "") == tag
+        ]
+
 
 class CrashSafeTemplate(QCAlgorithm):
     def initialize(self) -> None:

@@ -191,14 +191,12 @@ class EngineRecovery(EngineOrders):
                 for order_id in ids:
                     if order_id in open_ids:
                         found[order_id] = SubmittedOrder(leg.symbol, order_id, (broker_id,))
-        by_tag = getattr(self._broker, "open_orders_with_tag", None)
-        if callable(by_tag):
-            try:
-                for order in by_tag(group.group_id):
-                    if isinstance(order, SubmittedOrder) and order.order_id in open_ids:
-                        found.setdefault(order.order_id, order)
-            except Exception as error:
-                self._log.error(f"engine: looking up orders tagged {group.group_id} failed: {error!r}")
+        try:
+            for order in self._broker.open_orders_with_tag(group.group_id):
+                if order.order_id in open_ids:
+                    found.setdefault(order.order_id, order)
+        except Exception as error:
+            self._log.error(f"engine: looking up orders tagged {group.group_id} failed: {error!r}")
         return [found[oid] for oid in sorted(found)]
 
     def _reconcile(self) -> None:

@@ -20,7 +20,7 @@ from persistence.records import (
     RiskRecord,
     StrategyStateRecord,
 )
-from strategies.ports import LegSpec, MarketView, SubmittedOrder
+from strategies.ports import LegSpec, MarketView
 
 # A group whose orders sat unfilled this long is cancelled; an incomplete group whose remaining legs are still
 # open this long has them cancelled so it can be decided (a second order on an open leg could double-fill).
@@ -139,13 +139,6 @@ class RulesLike(Protocol):
     def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]: ...
 
 
-class TaggedOrderLookup(Protocol):
-    """Optional BrokerPort extension: the open orders that carry a tag (for re-binding groups after a restart
-    when the broker kept our tag but we never learned a broker id). Checked with hasattr at run time."""
-
-    def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]: ...
-
-
 @dataclass(frozen=True)
 class EngineSnapshot:
     """A read-only copy of what the engine holds (for the demo, the crash drill and tests). `groups` and
@@ -176,5 +169,4 @@ __all__ = [
     "LoadedState",
     "RiskLike",
     "RulesLike",
-    "TaggedOrderLookup",
 ]

@@ -157,3 +157,9 @@ class BrokerPort(Protocol):
     def order_ids_for_broker_id(self, broker_id: str) -> Sequence[int]:
         """LEAN ids that a live restart gave to an open order we knew by broker id."""
         ...
+
+    def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
+        """The open orders carrying `tag` (our group id), with their current LEAN ids and broker ids. After a
+        restart this re-binds a group whose broker ids were lost with unflushed saves, as long as the brokerage
+        kept the tag (lean-facts §3.3, §5); a brokerage that drops tags returns nothing here."""
+        ...

@@ -235,7 +235,7 @@ class FakeBroker:
         return [oid for oid, o in sorted(self.orders.items()) if o.broker_id == broker_id]
 
     def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
-        """The optional tag lookup (LEAN: transactions.get_open_orders() has .tag); off when `tags_kept` is
+        """The tag lookup (LEAN: transactions.get_open_orders() with .tag); finds nothing when `tags_kept` is
         False, as with a brokerage that drops tags."""
         if not self.tags_kept:
             return []
