@@ -13,7 +13,8 @@ version. Note that the archive embeds position and order_group bodies, so bumpin
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+import re
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from persistence.schemas import CURRENT_VERSION
 
@@ -42,9 +43,51 @@ def _position_v1_to_v2(body: Body) -> Body:
     return upgraded
 
 
+# order_group v1 kept an ENTRY's plan facts in its decision text, e.g. "[plan target=150.0 max_loss=300.0 vix=15.0]"
+# ("vix=none" without VIX data); every later decision text carried the note along
+_V1_PLAN_NOTE = re.compile(r"\s*\[plan target=([-0-9.eE+]+) max_loss=([-0-9.eE+]+) vix=([-0-9.eE+]+|none)\]")
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _order_group_v1_to_v2(body: Body) -> Body:
+    # the plan facts become fields, read from the v1 note when there is one (else None); the note leaves the
+    # decision text, so each fact has one home
+    upgraded = dict(body)
+    decision = upgraded.get("decision")
+    text = decision if isinstance(decision, str) else ""
+    match = _V1_PLAN_NOTE.search(text)
+    target = max_loss = vix = None
+    if match is not None:
+        target, max_loss = _number(match.group(1)), _number(match.group(2))
+        vix = None if match.group(3) == "none" else _number(match.group(3))
+        rest = (text[: match.start()] + text[match.end() :]).strip()
+        upgraded["decision"] = rest or None
+    upgraded.setdefault("profit_target", target)
+    upgraded.setdefault("max_loss", max_loss)
+    upgraded.setdefault("entry_vix", vix)
+    return upgraded
+
+
+def _archive_v1_to_v2(body: Body) -> Body:
+    # the archive embeds order group bodies: they take the same step
+    upgraded = dict(body)
+    groups = upgraded.get("groups")
+    if isinstance(groups, list):
+        upgraded["groups"] = [_order_group_v1_to_v2(g) if isinstance(g, dict) else g for g in groups]
+    return upgraded
+
+
 STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("strategy_state", 1): _strategy_state_v1_to_v2,
     ("position", 1): _position_v1_to_v2,
+    ("order_group", 1): _order_group_v1_to_v2,
+    ("archive", 1): _archive_v1_to_v2,
 }
 
 

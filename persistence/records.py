@@ -129,6 +129,11 @@ class OrderGroupRecord:
     run_id: str  # the run whose LEAN order ids the legs hold
     parent_group_id: Optional[str] = None  # for ROLLBACK/COMPLETION: the incomplete group they resolve
     decision: Optional[str] = None  # recovery decision text, persisted before acting on it
+    # the entry plan's facts (ENTRY groups; None elsewhere), saved with the group before its orders so that a
+    # crash before the position is built cannot lose them: targets for the whole position, in account currency
+    profit_target: Optional[float] = None
+    max_loss: Optional[float] = None  # positive
+    entry_vix: Optional[float] = None  # VIX when the entry was decided (None: no VIX data)
 
     @property
     def record_name(self) -> str:

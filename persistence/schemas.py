@@ -26,11 +26,11 @@ SCHEMA_BY_TYPE: Dict[type, str] = {cls: name for name, cls in SCHEMA_TYPES.items
 # the version this code writes; migrations.py upgrades anything older, anything newer is quarantined
 CURRENT_VERSION: Dict[str, int] = {
     "strategy_state": 2,  # v2: last_entry (datetime) became last_entry_day (date)
-    "order_group": 1,
+    "order_group": 2,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text)
     "position": 2,  # v2: params_hash added
     "risk": 1,
     "audit": 1,
-    "archive": 1,
+    "archive": 2,  # v2: its embedded order groups are order_group v2
 }
 
 MANIFEST_SCHEMA = "manifest"

@@ -49,12 +49,7 @@ def new_record_id(prefix: str, now: datetime, run_id: str, taken: Collection[str
     return candidate
 
 
-# ----------------------------------------------------------------------------------------------- entry plan note
-
-# The entry plan's targets must survive a crash between submitting the entry and building the position, and
-# OrderGroupRecord has no field for them. Until it has, they ride in the ENTRY group's `decision` text as a
-# bracketed note that every later decision text keeps (see `keep_plan_note`).
-_PLAN_NOTE = re.compile(r"\[plan target=([-0-9.eE+]+) max_loss=([-0-9.eE+]+) vix=([-0-9.eE+]+|none)\]")
+# ----------------------------------------------------------------------------------------------- entry plan facts
 
 
 @dataclass(frozen=True)
@@ -64,25 +59,12 @@ class PlanFacts:
     entry_vix: Optional[float]
 
 
-def plan_note(facts: PlanFacts) -> str:
-    vix = "none" if facts.entry_vix is None else repr(float(facts.entry_vix))
-    return f"[plan target={float(facts.profit_target)!r} max_loss={float(facts.max_loss)!r} vix={vix}]"
-
-
-def parse_plan_note(text: Optional[str]) -> Optional[PlanFacts]:
-    match = _PLAN_NOTE.search(text or "")
-    if match is None:
+def plan_facts_of(entry: Optional[OrderGroupRecord]) -> Optional[PlanFacts]:
+    """The plan facts an ENTRY group was saved with (before its orders); None when they are not there (a group
+    from before v2 without the old note, or none at all)."""
+    if entry is None or entry.profit_target is None or entry.max_loss is None:
         return None
-    target, max_loss, vix = match.groups()
-    return PlanFacts(float(target), float(max_loss), None if vix == "none" else float(vix))
-
-
-def keep_plan_note(old_decision: Optional[str], new_decision: str) -> str:
-    """The new decision text, still carrying the plan note of the old one (if it had one)."""
-    match = _PLAN_NOTE.search(old_decision or "")
-    if match is None or match.group(0) in new_decision:
-        return new_decision
-    return f"{new_decision} {match.group(0)}"
+    return PlanFacts(entry.profit_target, entry.max_loss, entry.entry_vix)
 
 
 # ----------------------------------------------------------------------------------------------- positions
@@ -261,13 +243,11 @@ __all__ = [
     "estimated_margin",
     "exit_legs",
     "in_flight_groups_of",
-    "keep_plan_note",
     "net_fills",
     "new_record_id",
     "open_positions_of",
-    "parse_plan_note",
     "plan_bp_fraction",
-    "plan_note",
+    "plan_facts_of",
     "position_from_build",
     "realized_pnl",
     "safe_id_part",

@@ -17,13 +17,7 @@ from typing import List, Optional, Sequence
 from persistence.records import GroupPurpose, GroupStatus, PositionRecord, PositionStatus, StrategyState
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
 from strategies.engine_base import EngineBase
-from strategies.engine_facts import (
-    PlanFacts,
-    exit_legs,
-    keep_plan_note,
-    new_record_id,
-    plan_note,
-)
+from strategies.engine_facts import exit_legs, new_record_id
 from strategies.engine_types import MAX_RECOVERY_ATTEMPTS, EntryPlanLike
 from strategies.order_groups import (
     cancel_open_legs,
@@ -64,7 +58,8 @@ class EngineOrders(EngineBase):
         except ValueError as error:
             self._alert("entry-refused", f"{strategy_id}: entry plan has bad legs: {error}", strategy_id)
             return
-        group = with_decision(group, plan_note(PlanFacts(plan.profit_target, plan.max_loss, vix)), self._now)
+        # the plan's facts are saved with the group, before any order: the position is built from them later
+        group = replace(group, profit_target=plan.profit_target, max_loss=plan.max_loss, entry_vix=vix)
         group_saved = self._set_group(group)
         state_saved = False
         if group_saved:
@@ -127,7 +122,7 @@ class EngineOrders(EngineBase):
         parent = self._groups.get(decision.group_id)
         if parent is None or decision.group_id in self._gave_up:
             return
-        text = keep_plan_note(parent.decision, decision.text)
+        text = decision.text
         if decision.action is DecisionAction.WAIT:
             # persisted once per reason (not every minute): the store would rewrite an unchanged-looking decision
             if decision.reason not in (parent.decision or ""):
@@ -139,7 +134,7 @@ class EngineOrders(EngineBase):
             self._set_group(
                 with_decision(
                     parent,
-                    keep_plan_note(parent.decision, f"GAVE UP after {attempts} recovery attempts: {decision.text}"),
+                    f"GAVE UP after {attempts} recovery attempts: {decision.text}",
                     self._now,
                 )
             )
@@ -156,9 +151,7 @@ class EngineOrders(EngineBase):
             # flatten the whole entry attempt, not just this group (see recovery.decisions.family_rollback_legs)
             decision = replace(decision, legs=family_rollback_legs(parent, self._groups))
             if not decision.legs:
-                self._set_group(
-                    mark_resolved(parent, self._now, keep_plan_note(parent.decision, f"{text}: already flat"))
-                )
+                self._set_group(mark_resolved(parent, self._now, f"{text}: already flat"))
                 return
         child_id = new_record_id(
             f"{parent.position_id}-rec{attempts + 1}", self._now, self._broker.run_id, self._taken_ids()

@@ -31,8 +31,7 @@ from recovery.reconcile import FILL_PRICE_UNKNOWN, apply_report, reconcile
 from recovery.startup import StartPlan, plan_start
 from strategies.engine_facts import (
     add_note,
-    keep_plan_note,
-    parse_plan_note,
+    plan_facts_of,
     position_from_build,
     realized_pnl,
     target_state,
@@ -103,7 +102,7 @@ class EngineRecovery(EngineOrders):
         for decision in plan.decisions:
             group = self._groups[decision.group_id]
             text = f"PROVISIONAL {decision.text}"
-            self._set_group(with_decision(group, keep_plan_note(group.decision, text), now))
+            self._set_group(with_decision(group, text, now))
             self._alert("recovery", f"group {group.group_id} incomplete: {text}", f"group-{group.group_id}")
         self._started = True
 
@@ -277,7 +276,7 @@ class EngineRecovery(EngineOrders):
         ]
         entry_time = max((g.updated_at for g in opening), default=self._now)
         root = self._groups.get(build.entry_group_id)
-        facts = parse_plan_note(root.decision if root else None)
+        facts = plan_facts_of(root)
         position = position_from_build(build, facts, self._params_hash, entry_time)
         self._set_position(position)
         self._log.info(

@@ -84,6 +84,8 @@ def test_entry_group_and_entering_state_are_saved_and_flushed_before_submit() ->
     ((tag, group, strategy),) = seen
     assert isinstance(group, OrderGroupRecord) and group.group_id == tag
     assert group.purpose is GroupPurpose.ENTRY and group.status is GroupStatus.PENDING
+    # the plan's facts ride on the group's own fields, on disk before the order goes out
+    assert (group.profit_target, group.max_loss, group.entry_vix) == (150.0, 300.0, 15.0) and group.decision is None
     assert isinstance(strategy, StrategyStateRecord) and strategy.state is StrategyState.ENTERING
     assert strategy.group_id == tag and strategy.position_id == group.position_id
     assert strategy.last_entry_day == T0.date()

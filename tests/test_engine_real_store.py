@@ -95,8 +95,9 @@ def test_partial_entry_crash_restart_completes_over_the_real_store() -> None:
     assert broker.held == {leg.symbol: 2 * leg.quantity for leg in STRUCTURE}
     assert snap.strategies["s1"].state is StrategyState.ACTIVE
     (entry,) = [g for g in snap.groups.values() if g.purpose is GroupPurpose.ENTRY]
-    assert entry.decision and "COMPLETE" in entry.decision and "[plan target=150.0" in entry.decision
-    assert position.profit_target == 150.0
+    assert entry.decision and "COMPLETE" in entry.decision and "[plan" not in entry.decision
+    assert (entry.profit_target, entry.max_loss, entry.entry_vix) == (150.0, 300.0, 15.0)  # saved with the group
+    assert (position.profit_target, position.max_loss, position.entry_vix) == (150.0, 300.0, 15.0)
 
     # end of day: the cycle is closed and retired; a third run starts clean
     rules.want_entry, rules.want_exit = False, True
