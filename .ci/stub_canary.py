@@ -1,5 +1,6 @@
 # region imports
 from AlgorithmImports import *
+
 # endregion
 """Proof that the stubs type check is real: every line marked `expect:` must be flagged by mypy.
 
