@@ -107,9 +107,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         restart = deployment.runs[-1].started_at
         print("\nrestarted instance, start-up log:")
         for moment, level, message in algorithm.logs:
-            if moment > restart + timedelta(minutes=1) and not message.startswith("engine: RECOVERY"):
+            if moment > restart + timedelta(hours=1):
                 break
-            print(f"  {moment:%m-%d %H:%M} {level:5} {message}")
+            # the first minute in full; after it, what recovery still books (closes priced at the first quote)
+            recovering = any(word in message for word in ("RECOVERY", "position", "reconcile", "price"))
+            if moment <= restart + timedelta(minutes=1) or recovering:
+                print(f"  {moment:%m-%d %H:%M} {level:5} {message}")
     if deployment.engine is not None:
         snapshot = deployment.engine.snapshot()
         print(
