@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Dict, Optional, Sequence
 
-from persistence.records import StrategyState, StrategyStateRecord
+from persistence.records import ContractRecord, PositionRecord, StrategyState, StrategyStateRecord
+from strategies.base import EntryPlan
+from strategies.params import Params
 from strategies.ports import OptionQuote
 
 SPOT = 470.0  # the synthetic SPY level the rule tests build their chains around
@@ -37,4 +39,22 @@ def waiting(strategy_id: str, last_entry_day: Optional[date] = None) -> Strategy
     """A strategy flat and looking for an entry (the only state the engine asks rules for an entry in)."""
     return StrategyStateRecord(
         strategy_id, StrategyState.WAITING, None, datetime(2024, 1, 1), "t", last_entry_day=last_entry_day
+    )
+
+
+def position_from_plan(plan: EntryPlan, position_id: str, entry_time: datetime) -> PositionRecord:
+    """The position the engine would book if the plan filled at its estimated price."""
+    return PositionRecord(
+        position_id=position_id,
+        strategy_id=plan.strategy_id,
+        entry_group_id=f"{position_id}-entry",
+        entry_time=entry_time,
+        entry_price=plan.est_net_price,
+        contracts=tuple(ContractRecord(g.symbol, g.right, g.strike, g.expiry, g.quantity) for g in plan.legs),
+        expiry=plan.expiry,
+        strikes=plan.strikes,
+        entry_vix=15.0,
+        profit_target=plan.profit_target,
+        max_loss=plan.max_loss,
+        params_hash=Params().params_hash(),
     )

@@ -10,12 +10,12 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import ContractRecord, PositionRecord, Right, StrategyStateRecord
+from persistence.records import PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_units
 from strategies.lt112 import LT112Rules, is_first_wednesday
 from strategies.params import Params
 from strategies.ports import OptionQuote
-from tests.fake_market import FakeView
+from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes
 
@@ -186,20 +186,7 @@ def test_no_expiry_in_window_gives_a_reason() -> None:
 
 
 def position_from(plan: EntryPlan) -> PositionRecord:
-    return PositionRecord(
-        position_id="p1",
-        strategy_id="lt112",
-        entry_group_id="g1",
-        entry_time=FIRST_WED,
-        entry_price=plan.est_net_price,
-        contracts=tuple(ContractRecord(g.symbol, g.right, g.strike, g.expiry, g.quantity) for g in plan.legs),
-        expiry=plan.expiry,
-        strikes=plan.strikes,
-        entry_vix=15.0,
-        profit_target=plan.profit_target,
-        max_loss=plan.max_loss,
-        params_hash=Params().params_hash(),
-    )
+    return position_from_plan(plan, "p1", FIRST_WED)
 
 
 @pytest.fixture(scope="module")

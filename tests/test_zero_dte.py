@@ -9,12 +9,12 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import ContractRecord, PositionRecord, Right, StrategyStateRecord
+from persistence.records import PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_pnl
 from strategies.params import Params
 from strategies.ports import OptionQuote
 from strategies.zero_dte import CALL_SPREAD, IRON_CONDOR, PUT_SPREAD, ZeroDteRules
-from tests.fake_market import FakeView
+from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes
 
@@ -197,20 +197,7 @@ def test_units_fit_the_risk_budget(equity: float, size_factor: float) -> None:
 def condor() -> PositionRecord:
     plan = RULES.entry_plan(view_at(ENTRY), waiting(), 1.0)
     assert plan is not None
-    return PositionRecord(
-        position_id="z1",
-        strategy_id="zero_dte",
-        entry_group_id="g",
-        entry_time=ENTRY,
-        entry_price=plan.est_net_price,
-        contracts=tuple(ContractRecord(g.symbol, g.right, g.strike, g.expiry, g.quantity) for g in plan.legs),
-        expiry=plan.expiry,
-        strikes=plan.strikes,
-        entry_vix=15.0,
-        profit_target=plan.profit_target,
-        max_loss=plan.max_loss,
-        params_hash=Params().params_hash(),
-    )
+    return position_from_plan(plan, "z1", ENTRY)
 
 
 def marks(position: PositionRecord, now: datetime, spot: float) -> FakeView:
