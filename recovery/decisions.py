@@ -30,10 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Mapping, Sequence, Tuple
 
 from persistence.records import GroupPurpose, LegStatus, OrderGroupRecord
-from strategies.order_groups import filled_legs, is_incomplete, new_group, open_legs, pending_legs
+from strategies.order_groups import filled_legs, is_incomplete, net_filled_legs, new_group, open_legs, pending_legs
 from strategies.ports import LegSpec
 
 RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK})
@@ -114,15 +114,12 @@ def family_rollback_legs(group: OrderGroupRecord, groups: Mapping[str, OrderGrou
     Rolling back a completion alone would leave the entry's own fills held while the completion is marked done,
     and the parent counts as resolved: a partial structure with nobody deciding it. Closing the family's net
     fills leaves the position flat whatever mix of completions and rollbacks came before."""
-    net: Dict[str, Tuple[LegSpec, int]] = {}
-    for member in sorted(groups.values(), key=lambda g: (g.created_at, g.group_id)):
-        if member.position_id != group.position_id or member.purpose is GroupPurpose.EXIT:
-            continue
-        for leg in member.legs:
-            spec, quantity = net.get(leg.symbol, (None, 0))
-            spec = spec or LegSpec(leg.symbol, leg.underlying, leg.right, leg.strike, leg.expiry, 0)
-            net[leg.symbol] = (spec, quantity + leg.filled_quantity)
-    return safe_order([replace(spec, quantity=-quantity) for spec, quantity in net.values() if quantity])
+    family = [
+        member
+        for member in sorted(groups.values(), key=lambda g: (g.created_at, g.group_id))
+        if member.position_id == group.position_id and member.purpose is not GroupPurpose.EXIT
+    ]
+    return safe_order([replace(leg, quantity=-leg.quantity) for leg in net_filled_legs(family)])
 
 
 def recovery_purpose(group: OrderGroupRecord, action: DecisionAction) -> GroupPurpose:

@@ -20,7 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -34,7 +34,7 @@ from persistence.records import (
     StrategyStateRecord,
 )
 from recovery.decisions import GroupDecision, decide_incomplete
-from strategies.order_groups import cancel_open_legs, combo_units, is_in_flight
+from strategies.order_groups import cancel_open_legs, combo_units, is_in_flight, net_filled_legs
 from strategies.ports import LegSpec
 
 _OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
@@ -127,17 +127,9 @@ def _positions_to_build(
         roots = sorted((g for g in mine if g.purpose is GroupPurpose.ENTRY), key=lambda g: (g.created_at, g.group_id))
         if position_id in positions or not roots or any(g.status in _MOVING for g in mine):
             continue
-        net: Dict[str, Tuple[LegSpec, int]] = {}
-        cost = 0.0
-        for group in mine:
-            if group.purpose is GroupPurpose.EXIT:
-                continue
-            for leg in group.legs:
-                spec, quantity = net.get(leg.symbol, (None, 0))
-                spec = spec or LegSpec(leg.symbol, leg.underlying, leg.right, leg.strike, leg.expiry, 0)
-                net[leg.symbol] = (spec, quantity + leg.filled_quantity)
-                cost += leg.filled_quantity * leg.avg_fill_price
-        legs = tuple(replace(spec, quantity=q) for spec, q in net.values() if q)
+        opening = [group for group in mine if group.purpose is not GroupPurpose.EXIT]
+        legs = net_filled_legs(opening)
+        cost = sum(leg.filled_quantity * leg.avg_fill_price for group in opening for leg in group.legs)
         if legs:
             root = roots[0]
             out.append(PositionToBuild(position_id, root.strategy_id, root.group_id, legs, cost / combo_units(root)))

@@ -24,6 +24,7 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
+from strategies.base import usable
 from strategies.engine_types import (
     UNFILLED_ORDER_TIMEOUT,
     EngineSnapshot,
@@ -141,8 +142,7 @@ class EngineBase:
             except Exception as error:
                 self._log.error(f"engine: quote of {symbol} failed: {error!r}")
                 continue
-            # a zero or crossed ask is no market: its mid is not a price
-            if quote is not None and quote.ask > 0 and 0 <= quote.bid <= quote.ask:
+            if quote is not None and usable(quote):
                 mids[symbol] = quote.mid
         return mids
 

@@ -19,10 +19,11 @@ from persistence.records import (
     PositionStatus,
     StrategyState,
 )
+from recovery.decisions import safe_order
 from recovery.reconcile import parse_contract_key
 from recovery.startup import PositionToBuild
 from strategies.engine_types import OPTION_MULTIPLIER
-from strategies.order_groups import is_in_flight
+from strategies.order_groups import is_in_flight, net_filled_legs
 from strategies.params import Params
 from strategies.ports import LegSpec
 
@@ -131,11 +132,7 @@ def realized_pnl(position_id: str, groups: Mapping[str, OrderGroupRecord]) -> fl
 
 def net_fills(groups: Iterable[OrderGroupRecord]) -> Dict[str, int]:
     """Net filled quantity per contract over the groups; contracts that net to zero are left out."""
-    net: Dict[str, int] = {}
-    for group in groups:
-        for leg in group.legs:
-            net[leg.symbol] = net.get(leg.symbol, 0) + leg.filled_quantity
-    return {symbol: quantity for symbol, quantity in net.items() if quantity}
+    return {leg.symbol: leg.quantity for leg in net_filled_legs(groups)}
 
 
 def exit_legs(position: PositionRecord) -> Tuple[LegSpec, ...]:
@@ -148,7 +145,7 @@ def exit_legs(position: PositionRecord) -> Tuple[LegSpec, ...]:
         legs.append(
             LegSpec(contract.symbol, underlying, contract.right, contract.strike, contract.expiry, -contract.quantity)
         )
-    return tuple(leg for leg in legs if leg.quantity > 0) + tuple(leg for leg in legs if leg.quantity < 0)
+    return safe_order(legs)
 
 
 def open_positions_of(strategy_id: str, positions: Mapping[str, PositionRecord]) -> Tuple[PositionRecord, ...]:

@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from math import gcd
-from typing import Dict, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from persistence.records import GroupPurpose, GroupStatus, LegRecord, LegStatus, OrderGroupRecord
 from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
@@ -168,6 +168,17 @@ def _with_legs(group: OrderGroupRecord, legs: Sequence[LegRecord], now: datetime
 def filled_legs(group: OrderGroupRecord) -> Tuple[LegSpec, ...]:
     """The filled part of each leg (legs with nothing filled are left out)."""
     return tuple(_spec(leg, leg.filled_quantity) for leg in group.legs if leg.filled_quantity != 0)
+
+
+def net_filled_legs(groups: Iterable[OrderGroupRecord]) -> Tuple[LegSpec, ...]:
+    """Net filled quantity per contract over several groups (e.g. one position's entry, completions and
+    rollbacks), in the order contracts first appear; contracts that net to zero are left out."""
+    net: Dict[str, Tuple[LegRecord, int]] = {}
+    for group in groups:
+        for leg in group.legs:
+            first, quantity = net.get(leg.symbol, (leg, 0))
+            net[leg.symbol] = (first, quantity + leg.filled_quantity)
+    return tuple(_spec(leg, quantity) for leg, quantity in net.values() if quantity)
 
 
 def pending_legs(group: OrderGroupRecord) -> Tuple[LegSpec, ...]:
@@ -479,6 +490,7 @@ __all__ = [
     "mark_resolved",
     "mark_submitted",
     "net_fill_price",
+    "net_filled_legs",
     "new_group",
     "open_legs",
     "pending_legs",
