@@ -146,6 +146,10 @@ class LeanMarketView:
         return bool(self._algorithm.securities[self._algorithm.underlying_symbol].exchange.exchange_open)
 
     @property
+    def session_close(self) -> Optional[datetime]:
+        return self._algorithm.todays_close()
+
+    @property
     def margin_used(self) -> Optional[float]:
         # LEAN's own margin model (option strategies credit covered shorts); the engine compares it with the
         # BP-by-VIX limit before every entry
@@ -262,6 +266,8 @@ class CrashSafeTemplate(QCAlgorithm):
         self.known_symbols: Dict[str, Symbol] = {}
         self.session_open: Optional[float] = None
         self._session_day: Optional[date] = None
+        self._close_day: Optional[date] = None
+        self._close: Optional[datetime] = None
         self._add_securities()
 
         log = LeanLog(self)
@@ -347,6 +353,19 @@ class CrashSafeTemplate(QCAlgorithm):
             else:
                 self.add_option_contract(symbol, Resolution.MINUTE)
         return symbol
+
+    def todays_close(self) -> Optional[datetime]:
+        """Today's regular-session close of the underlying's exchange, early closes included (LEAN's
+        SecurityExchangeHours.GetNextMarketClose from today's midnight: the search is non-inclusive, so asking
+        from the close itself would give tomorrow's). None on a day without a session."""
+        today = self.time.date()
+        if self._close_day != today:
+            self._close_day = today
+            midnight = datetime(today.year, today.month, today.day)
+            hours = self.securities[self.underlying_symbol].exchange.hours
+            close = hours.get_next_market_close(midnight, False)
+            self._close = close if close.date() == today else None
+        return self._close
 
     # -- LEAN event handlers ---------------------------------------------------------------------------------------
 

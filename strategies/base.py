@@ -11,6 +11,7 @@ from persistence.records import PositionRecord, StrategyStateRecord
 from strategies.ports import LegSpec, MarketView, OptionQuote
 
 OPTION_MULTIPLIER = 100  # shares per contract for SPY and SPX/SPXW options
+REGULAR_CLOSE = time(16, 0)  # the US equity/index options regular session's close; params' clock times assume it
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,17 @@ def legs_total(per_unit: Sequence[Tuple[OptionQuote, int]], units: int) -> Tuple
         LegSpec(quote.symbol, quote.underlying, quote.right, quote.strike, quote.expiry, quantity * units)
         for quote, quantity in per_unit
     )
+
+
+def before_close(view: MarketView, regular: time) -> datetime:
+    """A rule's clock time measured from the session's actual close: `regular` is written for a 16:00 close,
+    so on a 13:00 early close 15:00 ("an hour before the close") becomes 12:00. Without a known close (None)
+    the regular clock time stands."""
+    today = view.now.date()
+    close = view.session_close
+    if close is None or close.date() != today:
+        return datetime.combine(today, regular)
+    return close - (datetime.combine(today, REGULAR_CLOSE) - datetime.combine(today, regular))
 
 
 def in_window(now: datetime, start: time, minutes: int) -> bool:

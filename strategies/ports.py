@@ -63,6 +63,12 @@ class MarketView(Protocol):
     def market_open(self) -> bool: ...
 
     @property
+    def session_close(self) -> Optional[datetime]:
+        """Today's regular-session close (13:00 on an early-close day, LEAN: the exchange hours' next market
+        close); None when the platform cannot tell (the rules then assume the regular 16:00 close)."""
+        ...
+
+    @property
     def margin_used(self) -> Optional[float]:
         """Buying power in use by everything held, in account currency (LEAN: portfolio.total_margin_used);
         None when the platform cannot tell (the engine then estimates it from the open positions)."""

@@ -8,7 +8,8 @@ Exits, first match wins:
 - the position's expiry is past (it should have settled; close whatever is left);
 - profit target: P&L >= 50 % of the credit; stop: loss >= stop multiple x credit (plan.profit_target /
   plan.max_loss, stored on the position);
-- hard deadline 15:30, time stop 15:00;
+- hard deadline 15:30, time stop 15:00 (every clock time measured from the session's actual close: on a 13:00
+  early close they are 12:30 and 12:00, and the evaluation 11:30);
 - the 14:30 evaluation: a position that is not in profit is closed then ([F] says "evaluate at 14:30"; we
   read it as "cut losers, let winners run to 15:00").
 """
@@ -19,7 +20,7 @@ from datetime import date
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from persistence.records import PositionRecord, Right, StrategyStateRecord
-from strategies.base import OPTION_MULTIPLIER, EntryPlan, in_window, legs_total, position_pnl, units_for
+from strategies.base import OPTION_MULTIPLIER, EntryPlan, before_close, in_window, legs_total, position_pnl, units_for
 from strategies.params import Params
 from strategies.ports import MarketView, OptionQuote
 from strategies.selection import Leg, NoPick, by_delta_or_fraction, net_price, points_away, side, structure_problem
@@ -149,13 +150,18 @@ class ZeroDteRules:
                 return f"profit target ({pnl:.0f} >= {position.profit_target:.0f})"
             if position.max_loss > 0 and -pnl >= position.max_loss:
                 return f"stop (loss {-pnl:.0f} >= {position.max_loss:.0f})"
-        clock = now.time()
-        if clock >= params.zero_dte_deadline_time:
-            return f"hard deadline {params.zero_dte_deadline_time:%H:%M}"
-        if clock >= params.zero_dte_close_time:
-            return f"time stop {params.zero_dte_close_time:%H:%M}"
-        if clock >= params.zero_dte_evaluate_time and pnl is not None and pnl <= 0:
-            return f"{params.zero_dte_evaluate_time:%H:%M} evaluation: not in profit ({pnl:.0f})"
+        if now.date() < position.expiry:
+            return None  # the clock rules below are about the expiry day
+        # measured from the session's actual close: on a 13:00 early close they fire three hours earlier
+        deadline = before_close(view, params.zero_dte_deadline_time)
+        time_stop = before_close(view, params.zero_dte_close_time)
+        evaluation = before_close(view, params.zero_dte_evaluate_time)
+        if now >= deadline:
+            return f"hard deadline {deadline:%H:%M}"
+        if now >= time_stop:
+            return f"time stop {time_stop:%H:%M}"
+        if now >= evaluation and pnl is not None and pnl <= 0:
+            return f"{evaluation:%H:%M} evaluation: not in profit ({pnl:.0f})"
         return None
 
     def _skip(self, reason: str) -> Optional[EntryPlan]:

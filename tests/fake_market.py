@@ -24,6 +24,7 @@ class FakeView:
     equity: float = 250_000.0
     underlying: str = "SPY"
     market_open: bool = True
+    session_close: Optional[datetime] = None
     overrides: Dict[str, OptionQuote] = field(default_factory=dict)
 
     def chain(self) -> Sequence[OptionQuote]:

@@ -270,6 +270,7 @@ class FakeView:
     equity: float = 100_000.0
     market_open: bool = True
     margin_used: Optional[float] = None  # None: the engine estimates it from the open positions
+    session_close: Optional[datetime] = None
     quotes: Mapping[str, OptionQuote] = field(default_factory=dict)
 
     def chain(self) -> Sequence[OptionQuote]:

@@ -1,9 +1,12 @@
-"""US equity market calendar for the simulation: 09:30-16:00 New York time, weekends and NYSE holidays closed.
+"""US equity market calendar for the simulation: 09:30-16:00 New York time, weekends and NYSE holidays closed,
+13:00 closes on early-close days.
 
-Differs from LEAN: early closes (13:00 half days) are ignored and the holiday list is hard-coded for
-2023-2026 (LEAN reads market-hours-database.json). Option expiries are SPY-like: a daily expiry for every
-trading day in the next 10 calendar days (so a Friday always has a 0DTE expiry), Friday weeklies out to 60 days,
-third-Friday monthlies out to 200 days; an expiry that falls on a holiday moves to the trading day before.
+Follows LEAN's `Data/market-hours/market-hours-database.json` entry "Equity-usa-[*]": its "earlyCloses" list
+(13:00:00 on the listed days, copied below for 2023-2026) and its holidays; LEAN's
+`Common/Securities/SecurityExchangeHours.cs` `GetNextMarketClose` returns that 13:00 close on those days.
+Differs from LEAN: the holiday and early-close lists are hard-coded for 2023-2026 (LEAN reads the database).
+Option expiries are SPY-like: a daily expiry for every trading day in the next 10 calendar days (so a Friday
+always has a 0DTE expiry), Friday weeklies out to 60 days, third-Friday monthlies out to 200 days; an expiry that falls on a holiday moves to the trading day before.
 """
 
 from __future__ import annotations
@@ -26,28 +29,58 @@ HOLIDAYS = frozenset(
 )
 
 
+# market-hours-database.json, "Equity-usa-[*]" -> "earlyCloses" (all "13:00:00"), the 2023-2026 entries
+EARLY_CLOSE = time(13, 0)
+EARLY_CLOSES = frozenset(
+    date.fromisoformat(day)
+    for day in (
+        "2023-07-03 2023-11-24 2024-07-03 2024-11-29 2024-12-24 2025-07-03 2025-11-28 2025-12-24 2026-11-27 2026-12-24"
+    ).split()
+)
+
+
 def is_trading_day(day: date) -> bool:
     return day.weekday() < 5 and day not in HOLIDAYS
 
 
-def is_market_open(moment: datetime) -> bool:
-    """True from 09:30 (exclusive of the 09:30 bar start) through the 16:00 close, on trading days.
+def close_of(day: date) -> time:
+    """The regular session's close on a trading day: 13:00 on an early-close day, else 16:00."""
+    return EARLY_CLOSE if day in EARLY_CLOSES else CLOSE
 
-    The 16:00 slice counts as open: it carries the last bar of the session, like LEAN's minute bar ending 16:00."""
-    return is_trading_day(moment.date()) and OPEN < moment.time() <= CLOSE
+
+def is_market_open(moment: datetime) -> bool:
+    """True from 09:30 (exclusive of the 09:30 bar start) through the day's close, on trading days.
+
+    The closing slice counts as open: it carries the last bar of the session, like LEAN's minute bar ending 16:00."""
+    day = moment.date()
+    return is_trading_day(day) and OPEN < moment.time() <= close_of(day)
+
+
+def next_market_close(moment: datetime) -> datetime:
+    """LEAN's SecurityExchangeHours.GetNextMarketClose(localDateTime, extendedMarketHours=False): the first
+    regular-session close strictly after `moment` (non-inclusive), early closes included."""
+    day = moment.date()
+    for _ in range(15):
+        if is_trading_day(day):
+            close = datetime.combine(day, close_of(day))
+            if moment < close:
+                return close
+        day += timedelta(days=1)
+    raise ValueError(f"no market close within two weeks of {moment}")
 
 
 def slice_times(start: date, end: date, step_minutes: int) -> List[datetime]:
     """End times of the bars from start to end inclusive (LEAN stamps a slice with its bars' end time):
-    09:30+step ... 16:00 on each trading day."""
-    if step_minutes <= 0 or 390 % step_minutes:
-        raise ValueError("step_minutes must divide the 390-minute session")
+    09:30+step ... the day's close (16:00, or 13:00 on an early-close day) on each trading day."""
+    if step_minutes <= 0 or 390 % step_minutes or 210 % step_minutes:
+        raise ValueError("step_minutes must divide the 390-minute session and the 210-minute early-close session")
     times: List[datetime] = []
     day = start
     while day <= end:
         if is_trading_day(day):
             moment = datetime.combine(day, OPEN)
-            for _ in range(390 // step_minutes):
+            session = datetime.combine(day, close_of(day)) - moment
+            for _ in range(int(session.total_seconds()) // 60 // step_minutes):
                 moment += timedelta(minutes=step_minutes)
                 times.append(moment)
         day += timedelta(days=1)

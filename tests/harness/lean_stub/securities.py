@@ -11,12 +11,14 @@ margin); options are marked at the mid (LEAN marks at the last price).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
 from strategies.params import Params
 from tests.harness.lean_stub.enums import OptionRight, SecurityType
 from tests.harness.lean_stub.market_data import OptionFilter
 from tests.harness.lean_stub.symbols import Symbol
+from tests.harness.market_calendar import next_market_close
 
 
 def multiplier_of(symbol: Symbol) -> int:
@@ -31,9 +33,20 @@ class PriceSource(Protocol):
     def exchange_open(self) -> bool: ...
 
 
+class ExchangeHours:
+    """`security.exchange.hours` (LEAN's SecurityExchangeHours): only GetNextMarketClose, regular hours only,
+    from the harness calendar (tests/harness/market_calendar.py, early closes included)."""
+
+    def get_next_market_close(self, local_date_time: datetime, extended_market_hours: bool) -> datetime:
+        if extended_market_hours:
+            raise NotImplementedError("the harness models regular hours only")
+        return next_market_close(local_date_time)
+
+
 class Exchange:
     def __init__(self, source: PriceSource) -> None:
         self._source = source
+        self.hours = ExchangeHours()
 
     @property
     def exchange_open(self) -> bool:
