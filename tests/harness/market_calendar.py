@@ -6,7 +6,8 @@ Follows LEAN's `Data/market-hours/market-hours-database.json` entry "Equity-usa-
 `Common/Securities/SecurityExchangeHours.cs` `GetNextMarketClose` returns that 13:00 close on those days.
 Differs from LEAN: the holiday and early-close lists are hard-coded for 2023-2026 (LEAN reads the database).
 Option expiries are SPY-like: a daily expiry for every trading day in the next 10 calendar days (so a Friday
-always has a 0DTE expiry), Friday weeklies out to 60 days, third-Friday monthlies out to 200 days; an expiry that falls on a holiday moves to the trading day before.
+always has a 0DTE expiry), Friday weeklies out to 60 days, third-Friday monthlies out to 200 days; an expiry
+that falls on a holiday moves to the trading day before.
 """
 
 from __future__ import annotations
