@@ -390,7 +390,8 @@ class CrashSafeTemplate(QCAlgorithm):
             except builtins.Exception as error:  # must not escape into LEAN
                 self.error(f"order event {order_event.order_id} could not be read: {error!r}")
                 return
-            self._engine.on_order_event(event)
+            # the algorithm's clock now (not the last bar's): records this event creates are stamped with it
+            self._engine.on_order_event(event, self.time)
 
     def on_end_of_algorithm(self) -> None:
         with self._lock:

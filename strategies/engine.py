@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from persistence.records import OrderGroupRecord, PositionStatus, StrategyState
 from strategies.engine_facts import (
@@ -78,9 +78,16 @@ class TradingEngine(EngineRecovery):
             self._manage_positions(view)
             self._look_for_entries(view)
 
-    def on_order_event(self, event: OrderEventData) -> None:
+    def on_order_event(self, event: OrderEventData, now: Optional[datetime] = None) -> None:
         """Never raises (an exception here stops a LEAN algorithm): anything odd is logged and left to
-        reconcile. Catches Exception only, so a simulated crash (BaseException) still ends the run."""
+        reconcile. Catches Exception only, so a simulated crash (BaseException) still ends the run.
+
+        `now` is the algorithm's clock when LEAN delivers the event (main.py passes `self.time`). Every record
+        this event creates or changes is stamped with it, not with the last bar's time: an event delivered at
+        the open, before the day's first bar reached on_market, would otherwise stamp a recovery group with
+        yesterday's close, and the unfilled-order timeout would cancel it at once and send it again."""
+        if isinstance(now, datetime) and now > self._now:
+            self._now = now
         try:
             self._book_event(event)
         except Exception as error:
