@@ -11,9 +11,12 @@ Rules, first match wins (``decide_incomplete``):
 5. A risk-adding group (ENTRY, or a COMPLETION of an entry) is ROLLED BACK when
    a. risk does not allow entries (breaker, buying power): the filled legs are closed;
    b. a pending leg expires today or has expired: it cannot be completed;
-   c. a pending *long* leg was refused by the broker (INVALID): completion re-submits exactly the missing
+   c. a pending *long* leg was refused by the broker (INVALID) on this group or on ANY opening group of its
+      family (the entry and its completions: ``refused_buys``): completion re-submits exactly the missing
       quantities, so the completed structure is the designed one; the only way completing leaves a short more
-      naked than designed is a protective long that cannot be bought, and a refused long is that case.
+      naked than designed is a protective long that cannot be bought, and a refused long is that case. The
+      refusal usually happens on the completion child (the entry's own leg was merely cancelled), so looking
+      at the parent's legs alone would send the same refused buy again and again while the shorts stay naked.
    Otherwise it is COMPLETED.
 
 Leg order of the recovery group (``recovery_legs``): buys first, then sells. In one combo order the order is
@@ -30,13 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Mapping, Sequence, Tuple
+from typing import AbstractSet, Dict, Mapping, Sequence, Set, Tuple
 
 from persistence.records import GroupPurpose, LegStatus, OrderGroupRecord
 from strategies.order_groups import filled_legs, is_incomplete, net_filled_legs, new_group, open_legs, pending_legs
 from strategies.ports import LegSpec
 
 RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK})
+OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
 class DecisionAction(StrEnum):
@@ -73,10 +77,28 @@ def recovery_legs(group: OrderGroupRecord, action: DecisionAction) -> Tuple[LegS
     return ()
 
 
+def refused_buys(groups: Mapping[str, OrderGroupRecord]) -> Dict[str, Set[str]]:
+    """Per position id: the contracts whose BUY the broker refused (leg INVALID) on an opening group (ENTRY or
+    COMPLETION) of that position's family. Rule 5c rolls the family back when a pending long is among them."""
+    out: Dict[str, Set[str]] = {}
+    for group in groups.values():
+        if group.purpose not in OPENING:
+            continue
+        for leg in group.legs:
+            if leg.status is LegStatus.INVALID and leg.quantity > 0:
+                out.setdefault(group.position_id, set()).add(leg.symbol)
+    return out
+
+
 def decide_incomplete(
-    group: OrderGroupRecord, market_open: bool, entries_allowed: bool, now: datetime
+    group: OrderGroupRecord,
+    market_open: bool,
+    entries_allowed: bool,
+    now: datetime,
+    refused: AbstractSet[str] = frozenset(),
 ) -> GroupDecision:
-    """Decide what to do with an INCOMPLETE group (rules in the module docstring). Raises ValueError otherwise."""
+    """Decide what to do with an INCOMPLETE group (rules in the module docstring). Raises ValueError otherwise.
+    ``refused``: contracts whose buy the broker refused on any opening group of the family (``refused_buys``)."""
     if not is_incomplete(group):
         raise ValueError(f"group {group.group_id} is {group.status.value}, not INCOMPLETE: nothing to decide")
 
@@ -97,8 +119,8 @@ def decide_incomplete(
     expired = [leg.symbol for leg in pending if leg.expiry <= now.date()]
     if expired:
         return decision(DecisionAction.ROLL_BACK, f"pending legs expire today or have expired: {', '.join(expired)}")
-    refused_longs = [leg.symbol for leg in group.legs if leg.status is LegStatus.INVALID and leg.quantity > 0]
-    refused_longs = [s for s in refused_longs if any(p.symbol == s for p in pending)]
+    refused_here = {leg.symbol for leg in group.legs if leg.status is LegStatus.INVALID and leg.quantity > 0}
+    refused_longs = [p.symbol for p in pending if p.quantity > 0 and p.symbol in (refused_here | set(refused))]
     if refused_longs:
         return decision(
             DecisionAction.ROLL_BACK,
@@ -154,6 +176,7 @@ def recovery_group(
 
 
 __all__ = [
+    "OPENING",
     "RISK_REDUCING",
     "DecisionAction",
     "GroupDecision",
@@ -162,5 +185,6 @@ __all__ = [
     "recovery_group",
     "recovery_legs",
     "recovery_purpose",
+    "refused_buys",
     "safe_order",
 ]

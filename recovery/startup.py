@@ -33,7 +33,7 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
-from recovery.decisions import GroupDecision, decide_incomplete
+from recovery.decisions import GroupDecision, decide_incomplete, refused_buys
 from strategies.order_groups import cancel_open_legs, combo_units, is_in_flight, net_filled_legs
 from strategies.ports import LegSpec
 
@@ -186,6 +186,7 @@ def plan_start(
     rebind = tuple(gid for gid in sorted(groups) if groups[gid].run_id != run_id and groups[gid].status in _MOVING)
     decisions: List[GroupDecision] = []
     resolve: List[str] = []
+    refused = refused_buys(groups)
     for group_id in sorted(groups):
         group = groups[group_id]
         if group.status is not GroupStatus.INCOMPLETE:
@@ -201,7 +202,8 @@ def plan_start(
             continue  # its recovery group is under way (and is decided itself if it is incomplete)
         judged = group if orders_known or group.run_id == run_id else cancel_open_legs(group, now)
         if judged.status is GroupStatus.INCOMPLETE:
-            decisions.append(decide_incomplete(judged, market_open, entries_allowed, now))
+            family_refused = refused.get(group.position_id, set())
+            decisions.append(decide_incomplete(judged, market_open, entries_allowed, now, family_refused))
     to_close = tuple(
         sorted(
             {

@@ -170,6 +170,14 @@ class TradingEngine(EngineRecovery):
             else:
                 self._log.info(f"engine: event for unknown order {event.order_id}: {event.status}")
             return
+        if event.status is EventStatus.INVALID:
+            # LEAN reports a refusal as an Invalid order event carrying the brokerage's reason
+            # (BrokerageTransactionHandler.HandleSubmitOrderRequest -> InvalidateOrders): every refusal is logged
+            reason = event.message or "no reason given"
+            self._last_refusal[group.group_id] = reason
+            self._log.error(
+                f"engine: broker refused order {event.order_id} ({event.symbol}) of {group.group_id}: {reason}"
+            )
         updated, applied = apply_order_event(group, event, run_id, self._now)
         if not applied:
             outcome = classify_event(group, event, run_id)

@@ -90,6 +90,7 @@ class EngineBase:
         self._submitting: Set[str] = set()  # groups whose submit call has not returned (events may come first)
         self._cancel_requested: Dict[str, datetime] = {}
         self._gave_up: Set[str] = set()  # incomplete groups past MAX_RECOVERY_ATTEMPTS
+        self._last_refusal: Dict[str, str] = {}  # group id -> the broker's reason for its latest refused order
         self._reconcile_pending = False  # holdings may have moved without an event we could book
         # the day each strategy's last buying-power refusal was logged: once a day, not on every bar
         self._bp_refusal_logged: Dict[str, date] = {}

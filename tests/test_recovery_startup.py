@@ -17,9 +17,9 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
-from recovery.decisions import DecisionAction
+from recovery.decisions import DecisionAction, family_rollback_legs
 from recovery.startup import latest_descendant, plan_start
-from strategies.order_groups import apply_order_event, mark_submitted, new_group
+from strategies.order_groups import apply_order_event, cancel_open_legs, mark_refused, mark_submitted, new_group
 from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
 
 NOW = datetime(2024, 1, 3, 10, 0)
@@ -174,3 +174,24 @@ def test_filled_exit_with_open_position_is_listed_to_close() -> None:
         {}, {"x1": exit_group}, {"p1": position}, "run1", NOW, market_open=True, entries_allowed=True, orders_known=True
     )
     assert p.positions_to_close == ("p1",) and p.positions_to_build == ()
+
+
+def test_a_long_refused_on_the_completion_child_rolls_the_family_back() -> None:
+    """The entry's long was only cancelled; the broker refused it on the completion child. Deciding the entry
+    again must roll the family back (buying the shorts back), not send the same refused buy once more."""
+    naked = LegSpec("SPY-20240517-P-400", "SPY", Right.PUT, 400.0, EXP, -2)
+    legs = (LONG, SHORT, naked)
+    entry = new_group("p1-entry", "lt112", GroupPurpose.ENTRY, "p1", legs, NOW, "run1")
+    entry = mark_submitted(entry, [SubmittedOrder(leg.symbol, i) for i, leg in enumerate(legs)], NOW)
+    for i, leg in enumerate(legs[1:], start=1):  # the shorts fill, the long is cancelled
+        event = OrderEventData(i, 2, leg.symbol, EventStatus.FILLED, leg.quantity, 2.0, "p1-entry", NOW)
+        entry, _ = apply_order_event(entry, event, "run1", NOW)
+    entry = cancel_open_legs(entry, NOW)
+    child = new_group("p1-rec1", "lt112", GroupPurpose.COMPLETION, "p1", (LONG,), LATER, "run1", "p1-entry")
+    groups = {entry.group_id: entry, child.group_id: mark_refused(child, LATER)}
+    plan = plan_start({}, groups, {}, "run1", LATER, market_open=True, entries_allowed=True, orders_known=True)
+    (decision,) = plan.decisions
+    assert decision.group_id == "p1-entry" and decision.action is DecisionAction.ROLL_BACK
+    assert LONG.symbol in decision.reason
+    rollback = family_rollback_legs(entry, groups)
+    assert [(leg.symbol, leg.quantity) for leg in rollback] == [(SHORT.symbol, 1), (naked.symbol, 2)]

@@ -1,0 +1,71 @@
+"""Through main.py and the harness: an LT112 entry whose long put is cancelled while the shorts fill, and a
+broker that then refuses every buy of that put (LEAN reports a refusal as an OrderStatus.Invalid order event
+with the brokerage's message). Recovery must roll the whole entry back, buying the shorts back first, and log
+the broker's reason; nothing may stay short without its protection and unmanaged."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, List, Optional, Sequence, Tuple
+
+from tests.harness.brokerage import REJECTED, BrokerOrder, BrokerUpdate, SimulatedBrokerage
+from tests.harness.faults import CrashPlan, FaultPlan, LegFault
+from tests.harness.lean_stub.symbols import Symbol
+from tests.harness.simulation import Deployment
+
+START, END = date(2024, 1, 2), date(2024, 1, 12)
+REASON = "Order rejected: the brokerage does not accept buy orders for this contract"
+# LT112's entry is the first submission; its first leg is the long put: the broker cancels it, the shorts fill
+CANCEL_THE_LONG = FaultPlan(rules={(1, 1): LegFault("cancel")})
+
+
+class RefusesTheLongPut(SimulatedBrokerage):
+    """A test broker: after the entry, every buy of the entry's long put is refused at placement (INVALID)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused_symbol: Optional[Symbol] = None
+        self.refused: List[str] = []  # broker ids of the refused buys
+
+    def place(
+        self, legs: Sequence[Tuple[Symbol, int]], tag: str, now: datetime, ready_index: int, combo: bool
+    ) -> Tuple[List[BrokerOrder], List[BrokerUpdate]]:
+        orders, updates = super().place(legs, tag, now, ready_index, combo)
+        if tag.endswith("-entry") and self.refused_symbol is None:
+            self.refused_symbol = legs[0][0]
+            return orders, updates
+        for order in orders:
+            if order.symbol == self.refused_symbol and order.quantity > 0 and order.status != REJECTED:
+                order.status = REJECTED
+                self.refused.append(order.broker_id)
+                updates.append(BrokerUpdate(order.broker_id, "reject", 0, 0.0, now, REASON))
+        return orders, updates
+
+
+def refusing_deployment(crash_plan: Optional[CrashPlan] = None, end: date = END) -> Deployment:
+    deployment = Deployment(
+        seed=1,
+        start=START,
+        end=end,
+        parameters={"zero-dte-enabled": "false"},
+        faults=CANCEL_THE_LONG,
+        crash_plan=crash_plan,
+    )
+    deployment.brokerage = RefusesTheLongPut(deployment.market, 250_000.0, CANCEL_THE_LONG)
+    return deployment
+
+
+def test_a_refused_protective_long_on_the_completion_rolls_the_entry_back_shorts_first() -> None:
+    run = refusing_deployment().run()
+    assert run.runtime_error is None
+    broker = run.brokerage
+    assert isinstance(broker, RefusesTheLongPut) and broker.refused_symbol is not None
+    assert broker.refused, "the completion never tried to buy the long put"
+    # nothing is left short: the shorts were bought back
+    assert run.broker_holdings() == {}, run.broker_holdings()
+    # only one refused attempt: a refused protective long is not tried again, the family is rolled back
+    assert len(broker.refused) == 1
+    errors = [message for _, kind, message in run.algorithm.logs if kind == "error"]
+    assert any(REASON in message for message in errors), errors
+    snapshot = run.engine.snapshot()
+    assert snapshot.strategies["lt112"].state.value in ("WAITING", "ENTERING", "ACTIVE")
