@@ -217,6 +217,16 @@ class LeanBroker:
             return None
         return SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
 
+    def symbols_without_price(self, legs: Sequence[LegSpec]) -> List[str]:
+        # QCAlgorithm.Trading.cs PreOrderChecksImpl refuses price 0 (SecurityPriceZero) and !HasData
+        # (SecurityHasNoData); symbol_for subscribes the contract, so its data starts flowing from now on
+        missing: List[str] = []
+        for leg in legs:
+            security = self._algorithm.securities[self._algorithm.symbol_for(leg)]
+            if float(security.price) <= 0 or not bool(security.has_data):
+                missing.append(leg.symbol)
+        return missing
+
     def cancel(self, order_id: int) -> None:
         self._algorithm.transactions.cancel_order(order_id)
 

@@ -99,6 +99,9 @@ class EngineBase:
         self._view: Optional[MarketView] = None  # the last market view (quotes price fills learned from holdings)
         # positions whose close waits for an exit fill's price -> the first open-market moment it waited
         self._awaiting_price: Dict[str, datetime] = {}
+        # orders held back until their contracts have a price (engine_orders._quotes_missing): key -> the first
+        # open-market moment it waited (None while the market is closed)
+        self._awaiting_quote: Dict[str, Optional[datetime]] = {}
 
     # ------------------------------------------------------------------------------------------- persistence
 

@@ -51,6 +51,8 @@ class EngineOrders(EngineBase):
         """Write the ENTRY group ahead, move WAITING -> ENTERING (durable), flush, then submit the combo."""
         strategy_id = machine.strategy_id
         run_id = self._broker.run_id
+        if self._quotes_missing(f"{strategy_id}-entry", plan.legs):
+            return
         position_id = new_record_id(strategy_id, self._now, run_id, self._taken_ids())
         group_id = f"{position_id}-entry"
         try:
@@ -88,6 +90,8 @@ class EngineOrders(EngineBase):
         legs = exit_legs(position)
         if not legs:
             self._alert("exit-refused", f"position {position.position_id} has no contracts to close", group_id)
+            return
+        if self._quotes_missing(f"{position.position_id}-exit", legs):
             return
         group = new_group(
             group_id, position.strategy_id, GroupPurpose.EXIT, position.position_id, legs, self._now, run_id
@@ -153,6 +157,8 @@ class EngineOrders(EngineBase):
             if not decision.legs:
                 self._set_group(mark_resolved(parent, self._now, f"{text}: already flat"))
                 return
+        if self._quotes_missing(parent.group_id, decision.legs):
+            return
         child_id = new_record_id(
             f"{parent.position_id}-rec{attempts + 1}", self._now, self._broker.run_id, self._taken_ids()
         )
@@ -167,6 +173,46 @@ class EngineOrders(EngineBase):
             self._set_group(mark_refused(self._groups[child_id], self._now), immediate=False)
             return
         self._submit(child_id, as_combo=False)
+
+    # ------------------------------------------------------------------------------------------- prices first
+
+    def _quotes_missing(self, key: str, legs: Sequence[LegSpec]) -> bool:
+        """True while the orders for `legs` must wait for prices (nothing is written or sent meanwhile).
+
+        LEAN refuses an order for a security with price 0 or no data (Algorithm/QCAlgorithm.Trading.cs
+        `PreOrderChecksImpl`: SecurityPriceZero, SecurityHasNoData). A contract added right before ordering
+        (add_option_contract) has none until its first data, unless LEAN seeded it; after a live restart
+        `on_warmup_finished` runs before the first slice, so a completion sent there would be refused.
+        The wait is bounded: `unfilled_timeout` of open market, then the orders go out anyway and a refusal
+        is booked like any other (it counts towards giving up), so nothing waits forever."""
+        try:
+            missing = sorted(self._broker.symbols_without_price(legs))
+        except Exception as error:
+            self._log.error(f"engine: prices of {key} unavailable ({error!r}); ordering without the check")
+            missing = []
+        if not missing:
+            if key in self._awaiting_quote:
+                del self._awaiting_quote[key]
+                self._log.info(f"engine: {key}: prices arrived, ordering")
+            return False
+        since = self._awaiting_quote.get(key)
+        if key not in self._awaiting_quote:
+            self._log.info(
+                f"engine: {key}: waiting for a first price of {missing} before ordering "
+                f"(LEAN refuses orders without one; at most {self._unfilled_timeout} of open market)"
+            )
+        if since is None:
+            self._awaiting_quote[key] = self._now if self._market_open else None
+            return True
+        if self._now - since < self._unfilled_timeout:
+            return True
+        del self._awaiting_quote[key]
+        self._alert(
+            "no-price",
+            f"{key}: still no price for {missing} after {self._unfilled_timeout} of open market; ordering anyway",
+            key,
+        )
+        return False
 
     # ------------------------------------------------------------------------------------------- submission
 

@@ -420,7 +420,8 @@ class EngineRecovery(EngineOrders):
             if decision.group_id in self._submitting or decision.group_id in self._gave_up:
                 continue
             self._act_on_decision(decision)
-            if decision.action is not DecisionAction.WAIT:
+            # an order held back for prices (engine_orders._quotes_missing) is retried at the next call
+            if decision.action is not DecisionAction.WAIT and decision.group_id not in self._awaiting_quote:
                 return True
         return False
 

@@ -147,6 +147,13 @@ class BrokerPort(Protocol):
         """Place one leg as a market order (used to complete or roll back single legs)."""
         ...
 
+    def symbols_without_price(self, legs: Sequence[LegSpec]) -> Sequence[str]:
+        """Subscribe each leg's contract and return the symbols whose security has no price or no data yet.
+        LEAN refuses an order for such a security (Algorithm/QCAlgorithm.Trading.cs `PreOrderChecksImpl`:
+        `SecurityPriceZero`, `SecurityHasNoData`); a contract added right before ordering has none until its
+        first data arrives (or LEAN seeds it)."""
+        ...
+
     def cancel(self, order_id: int) -> None: ...
 
     def holdings(self) -> Mapping[str, int]:

@@ -147,6 +147,9 @@ class FakeBroker:
         self.on_submit: Optional[Callable[[str], None]] = None  # spy: called with the tag before anything happens
         self.submitted: List[Tuple[str, Tuple[Tuple[str, int], ...]]] = []
         self.sent: List[OrderEventData] = []
+        # contracts LEAN has no price for yet (an order for them would be INVALID: SecurityPriceZero)
+        self.unpriced: set[str] = set()
+        self.refuse_unpriced = True
 
     @property
     def run_id(self) -> str:
@@ -163,7 +166,7 @@ class FakeBroker:
         if self.on_submit is not None:
             self.on_submit(tag)
         self.submitted.append((tag, tuple((leg.symbol, leg.quantity) for leg in legs)))
-        if self.refuse:
+        if self.refuse or (self.refuse_unpriced and any(leg.symbol in self.unpriced for leg in legs)):
             return []
         orders = [self._new_order(leg.symbol, leg.quantity, tag) for leg in legs]
         for order in orders:
@@ -177,13 +180,16 @@ class FakeBroker:
         if self.on_submit is not None:
             self.on_submit(tag)
         self.submitted.append((tag, ((leg.symbol, leg.quantity),)))
-        if self.refuse:
+        if self.refuse or (self.refuse_unpriced and leg.symbol in self.unpriced):
             return None
         order = self._new_order(leg.symbol, leg.quantity, tag)
         self.emit(order, EventStatus.SUBMITTED, 0)
         if self.auto_fill:
             self.fill(order.order_id, order.quantity)
         return SubmittedOrder(order.symbol, order.order_id, (order.broker_id,))
+
+    def symbols_without_price(self, legs: Sequence[LegSpec]) -> List[str]:
+        return [leg.symbol for leg in legs if leg.symbol in self.unpriced]
 
     def emit(self, order: FakeOrder, status: EventStatus, quantity: int, price: float = 1.0) -> None:
         order.events += 1
