@@ -196,6 +196,7 @@ class LeanBroker:
 
     def __init__(self, algorithm: "CrashSafeTemplate") -> None:
         self._algorithm = algorithm
+        self._refusals: Dict[str, str] = {}  # tag -> reason of the latest refused ticket (bounded below)
 
     @property
     def run_id(self) -> str:
@@ -205,6 +206,7 @@ class LeanBroker:
         lean_legs = [Leg.create(self._algorithm.symbol_for(leg), leg.quantity) for leg in legs]
         # quantity 1: each leg already carries its full signed quantity
         tickets = self._algorithm.combo_market_order(lean_legs, 1, asynchronous=True, tag=tag)
+        self._note_refusals(tickets, tag)
         return [
             SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
             for ticket in tickets
@@ -213,6 +215,7 @@ class LeanBroker:
 
     def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
         ticket = self._algorithm.market_order(self._algorithm.symbol_for(leg), leg.quantity, asynchronous=True, tag=tag)
+        self._note_refusals([ticket], tag)
         if ticket.status == OrderStatus.INVALID:
             return None
         return SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
@@ -226,6 +229,19 @@ class LeanBroker:
             if float(security.price) <= 0 or not bool(security.has_data):
                 missing.append(leg.symbol)
         return missing
+
+    def _note_refusals(self, tickets: Sequence[OrderTicket], tag: str) -> None:
+        # LEAN's pre-order checks refuse with an invalid ticket whose request response holds the reason
+        # (Common/Orders/OrderTicket.cs InvalidSubmitRequest); no order event carries it
+        for ticket in tickets:
+            if ticket.status == OrderStatus.INVALID:
+                self._refusals.pop(tag, None)
+                self._refusals[tag] = str(ticket.submit_request.response.error_message or "")
+                while len(self._refusals) > 100:
+                    del self._refusals[next(iter(self._refusals))]
+
+    def refusal_reason(self, tag: str) -> str:
+        return self._refusals.get(tag, "")
 
     def cancel(self, order_id: int) -> None:
         self._algorithm.transactions.cancel_order(order_id)

@@ -166,7 +166,7 @@ class EngineOrders(EngineBase):
         durable = self._set_group(with_decision(parent, text, self._now))
         durable = self._set_group(child) and durable
         self._flush()
-        self._log.error(f"engine: RECOVERY {parent.group_id}: {decision.text} -> {child_id}")
+        self._log.info(f"engine: RECOVERY {parent.group_id}: {decision.text} -> {child_id}")
         self._audit("recovery", f"{decision.text} -> {child_id}", f"group-{parent.group_id}")
         if not durable:
             self._alert("save-failed", f"recovery group {child_id} not durable; no order placed", child_id)
@@ -246,9 +246,18 @@ class EngineOrders(EngineBase):
         if refused:
             current = mark_refused(current, self._now, refused)
             if not failed:
-                self._log.error(f"engine: broker refused {', '.join(refused)} of {group_id}")
+                reason = self._refusal_reason(group_id)
+                self._alert("order-refused", f"broker refused {', '.join(refused)} of {group_id}: {reason}", group_id)
         self._set_group(current)
         self._settle()
+
+    def _refusal_reason(self, group_id: str) -> str:
+        try:
+            reason = self._broker.refusal_reason(group_id)
+        except Exception as error:
+            return f"reason unavailable ({error!r})"
+        # a synchronous refusal may have come as an Invalid event before the call returned (engine._book_event)
+        return reason or self._last_refusal.get(group_id) or "no reason given"
 
     def _submit_singles(self, legs: Sequence[LegSpec], group_id: str) -> tuple[List[SubmittedOrder], List[str]]:
         orders: List[SubmittedOrder] = []

@@ -50,6 +50,9 @@ from strategies.order_groups import (
 from strategies.ports import SubmittedOrder
 from strategies.state_machine import StrategyMachine
 
+# reconcile findings that are the normal outcome of a crash mid-trade (logged as info, audited); the other kinds
+# (adopted, orphan-cleaned, quantity-mismatch, unknown-holding) mean something went wrong: error + audit
+NORMAL_RECONCILE_KINDS = frozenset({"missed-fill", "fill-priced"})
 _SETTLE_ROUNDS = 12  # each round books or submits something; far more than a real start needs
 
 
@@ -103,7 +106,9 @@ class EngineRecovery(EngineOrders):
             group = self._groups[decision.group_id]
             text = f"PROVISIONAL {decision.text}"
             self._set_group(with_decision(group, text, now))
-            self._alert("recovery", f"group {group.group_id} incomplete: {text}", f"group-{group.group_id}")
+            # a normal start-up step after a crash mid-trade (info); a failed recovery is an error elsewhere
+            self._log.info(f"engine: group {group.group_id} incomplete: {text}")
+            self._audit("recovery", f"group {group.group_id} incomplete: {text}", f"group-{group.group_id}")
         self._started = True
 
     def _restore_machine(
@@ -223,8 +228,13 @@ class EngineRecovery(EngineOrders):
             self._save(self._positions[position_id])
         self._refresh_correlation()  # adoption or an orphan cleaned changes what is held
         for note in result.audit:
-            self._log.error(f"engine: reconcile {note.kind}: {note.message}")
-            self._audit(note.kind, note.message, note.ref)
+            # fills booked from holdings are what a crash mid-trade normally leaves; anything else means the
+            # records and the broker disagreed in a way write-ahead should have prevented
+            if note.kind in NORMAL_RECONCILE_KINDS:
+                self._log.info(f"engine: reconcile {note.kind}: {note.message}")
+                self._audit(note.kind, note.message, note.ref)
+            else:
+                self._alert(note.kind, f"reconcile {note.kind}: {note.message}", note.ref)
 
     def _quiet(self) -> bool:
         """No order can still fill (so holdings and booked fills must agree): safe to reconcile mid-run."""

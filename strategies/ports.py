@@ -171,6 +171,12 @@ class BrokerPort(Protocol):
         """LEAN ids that a live restart gave to an open order we knew by broker id."""
         ...
 
+    def refusal_reason(self, tag: str) -> str:
+        """The broker's (or LEAN's pre-order check's) reason for the latest refused order tagged `tag`; "" when
+        none was given. LEAN: an invalid ticket's submit_request.response.error_message (OrderTicket.cs,
+        InvalidSubmitRequest)."""
+        ...
+
     def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
         """The open orders carrying `tag` (our group id), with their current LEAN ids and broker ids. After a
         restart this re-binds a group whose broker ids were lost with unflushed saves, as long as the brokerage

@@ -143,6 +143,8 @@ class FakeBroker:
         self.engine: Optional[TradingEngine] = None
         self.auto_fill = False  # fill every order in full, re-entrantly, before submit returns (backtest)
         self.refuse = False
+        self.refuse_reason = "Insufficient buying power"
+        self.refusals: Dict[str, str] = {}
         self.tags_kept = True
         self.on_submit: Optional[Callable[[str], None]] = None  # spy: called with the tag before anything happens
         self.submitted: List[Tuple[str, Tuple[Tuple[str, int], ...]]] = []
@@ -167,6 +169,7 @@ class FakeBroker:
             self.on_submit(tag)
         self.submitted.append((tag, tuple((leg.symbol, leg.quantity) for leg in legs)))
         if self.refuse or (self.refuse_unpriced and any(leg.symbol in self.unpriced for leg in legs)):
+            self.refusals[tag] = self.refuse_reason
             return []
         orders = [self._new_order(leg.symbol, leg.quantity, tag) for leg in legs]
         for order in orders:
@@ -176,11 +179,15 @@ class FakeBroker:
                 self.fill(order.order_id, order.quantity - order.filled)
         return [SubmittedOrder(o.symbol, o.order_id, (o.broker_id,)) for o in orders]
 
+    def refusal_reason(self, tag: str) -> str:
+        return self.refusals.get(tag, "")
+
     def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
         if self.on_submit is not None:
             self.on_submit(tag)
         self.submitted.append((tag, ((leg.symbol, leg.quantity),)))
         if self.refuse or (self.refuse_unpriced and leg.symbol in self.unpriced):
+            self.refusals[tag] = self.refuse_reason
             return None
         order = self._new_order(leg.symbol, leg.quantity, tag)
         self.emit(order, EventStatus.SUBMITTED, 0)

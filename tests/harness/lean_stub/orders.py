@@ -93,6 +93,12 @@ class OrderTicket:
     def quantity_remaining(self) -> float:
         return self.quantity - self.quantity_filled
 
+    @property
+    def submit_request(self) -> SubmitOrderRequest:
+        """LEAN Common/Orders/OrderTicket.cs (commit 24863901), SubmitRequest: a ticket refused by the
+        pre-order checks (OrderTicket.InvalidSubmitRequest) carries the reason in Response.ErrorMessage."""
+        return SubmitOrderRequest(OrderResponse(not self.message, self.message))
+
     def _apply(self, event: OrderEvent) -> None:
         """Updated with each event before the handler sees it (lean-facts §3.1 `ticket`)."""
         self.order_events.append(event)
@@ -104,3 +110,22 @@ class OrderTicket:
                     self.average_fill_price * self.quantity_filled + event.fill_price * event.fill_quantity
                 ) / filled
             self.quantity_filled = filled
+
+
+@dataclass
+class OrderResponse:
+    """LEAN Common/Orders/OrderResponse.cs: is_success, is_error, error_message."""
+
+    is_success: bool
+    error_message: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return not self.is_success
+
+
+@dataclass
+class SubmitOrderRequest:
+    """LEAN Common/Orders/SubmitOrderRequest.cs: only `response` (OrderRequest.Response) is modelled."""
+
+    response: OrderResponse
