@@ -83,11 +83,29 @@ def _archive_v1_to_v2(body: Body) -> Body:
     return upgraded
 
 
+def _position_v2_to_v3(body: Body) -> Body:
+    # v3 adds `attention` (why a person must look at the position); nothing needed attention before
+    upgraded = dict(body)
+    upgraded.setdefault("attention", "")
+    return upgraded
+
+
+def _archive_v2_to_v3(body: Body) -> Body:
+    # the archive embeds position bodies: they take the same step
+    upgraded = dict(body)
+    positions = upgraded.get("positions")
+    if isinstance(positions, list):
+        upgraded["positions"] = [_position_v2_to_v3(p) if isinstance(p, dict) else p for p in positions]
+    return upgraded
+
+
 STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("strategy_state", 1): _strategy_state_v1_to_v2,
     ("position", 1): _position_v1_to_v2,
     ("order_group", 1): _order_group_v1_to_v2,
     ("archive", 1): _archive_v1_to_v2,
+    ("position", 2): _position_v2_to_v3,
+    ("archive", 2): _archive_v2_to_v3,
 }
 
 

@@ -167,6 +167,11 @@ class PositionRecord:
     exit_time: Optional[datetime] = None
     realized_pnl: Optional[float] = None
     note: str = ""  # e.g. "adopted by recovery", "quantity mismatch resolved"
+    # NEEDS ATTENTION (empty: nothing to look at): why a person must look at this position, e.g. recovery gave up
+    # on orders the broker kept refusing. The position is still managed (exit rules, breakers, CLOSE_ALL); the
+    # text names what was refused and the broker's reason. Persisted, so a restart neither forgets it nor sends
+    # the refused orders again blindly.
+    attention: str = ""
 
     @property
     def record_name(self) -> str:

@@ -19,7 +19,7 @@ import math
 from datetime import datetime
 from typing import Dict, List, Optional
 
-from persistence.records import OrderGroupRecord, PositionStatus, StrategyState
+from persistence.records import OrderGroupRecord, PositionRecord, PositionStatus, StrategyState
 from strategies.engine_facts import (
     estimated_margin,
     in_flight_groups_of,
@@ -31,6 +31,7 @@ from strategies.engine_recovery import EngineRecovery
 from strategies.engine_types import EngineSnapshot
 from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
 from strategies.ports import EventStatus, MarketView, OrderEventData
+from strategies.state_machine import StrategyMachine
 
 RETIRED_SHOWN = 200  # retired groups (and positions) the snapshot still shows, newest kept
 _FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
@@ -205,28 +206,43 @@ class TradingEngine(EngineRecovery):
 
     def _manage_positions(self, view: MarketView) -> None:
         """Exits: strategies' own rules, the CLOSE_ALL breaker, and positions no rules manage (adopted by
-        recovery, or of a strategy this run does not know), which are closed at the first open market."""
+        recovery, or of a strategy this run does not know), which are closed at the first open market.
+
+        CLOSE_ALL reaches every open position, whoever owns it and whatever state its strategy is in. A position
+        that NEEDS ATTENTION (recovery gave up on orders the broker refused) is managed like any other, but gets
+        at most one exit attempt a trading day: the broker refused the same kind of order minutes ago, and an
+        identical order every minute would only repeat the refusal."""
         close_all = self._risk is not None and self._risk.close_all_required()
         for position_id, position in sorted(self._positions.items()):
             if position.status is not PositionStatus.OPEN or self._in_flight_for_position(position_id):
                 continue
+            if position.attention and self._attention_exit_day.get(position_id) == view.now.date():
+                continue
             rules = self._rules.get(position.strategy_id)
             machine = self._machines.get(position.strategy_id)
-            if rules is None or machine is None:
-                self._exit(position, "not managed by any strategy in this run: closing", None)
-                continue
-            if machine.state is not StrategyState.ACTIVE or machine.record.position_id != position_id:
-                continue
+            owns = (
+                machine is not None
+                and machine.state is StrategyState.ACTIVE
+                and machine.record.position_id == position_id
+            )
             if close_all:
-                self._exit(position, "risk breaker CLOSE_ALL", machine)
-                continue
-            try:
-                reason = rules.exit_reason(view, position)
-            except Exception as error:
-                self._log.error(f"engine: {position.strategy_id} exit rule failed: {error!r}")
-                continue
-            if reason:
-                self._exit(position, reason, machine)
+                self._exit_position(position, "risk breaker CLOSE_ALL", machine if owns else None)
+            elif rules is None or machine is None:
+                self._exit_position(position, "not managed by any strategy in this run: closing", None)
+            elif owns:
+                try:
+                    reason = rules.exit_reason(view, position)
+                except Exception as error:
+                    self._log.error(f"engine: {position.strategy_id} exit rule failed: {error!r}")
+                    continue
+                if reason:
+                    self._exit_position(position, reason, machine)
+
+    def _exit_position(self, position: PositionRecord, reason: str, machine: Optional[StrategyMachine]) -> None:
+        if position.attention:
+            self._attention_exit_day[position.position_id] = self._now.date()
+            reason = f"{reason} (position needs attention: one exit attempt a day)"
+        self._exit(position, reason, machine)
 
     def _look_for_entries(self, view: MarketView) -> None:
         risk = self._risk

@@ -89,7 +89,8 @@ class EngineBase:
         self._trading = False  # after on_warmup_finished: orders may be placed
         self._submitting: Set[str] = set()  # groups whose submit call has not returned (events may come first)
         self._cancel_requested: Dict[str, datetime] = {}
-        self._gave_up: Set[str] = set()  # incomplete groups past MAX_RECOVERY_ATTEMPTS
+        # positions that need attention -> the day of their last exit attempt (at most one a day, see engine.py)
+        self._attention_exit_day: Dict[str, date] = {}
         self._last_refusal: Dict[str, str] = {}  # group id -> the broker's reason for its latest refused order
         self._reconcile_pending = False  # holdings may have moved without an event we could book
         # the day each strategy's last buying-power refusal was logged: once a day, not on every bar

@@ -135,17 +135,33 @@ def net_fills(groups: Iterable[OrderGroupRecord]) -> Dict[str, int]:
     return {leg.symbol: leg.quantity for leg in net_filled_legs(groups)}
 
 
-def exit_legs(position: PositionRecord) -> Tuple[LegSpec, ...]:
+def exit_legs(position: PositionRecord, exit_fills: Optional[Mapping[str, int]] = None) -> Tuple[LegSpec, ...]:
     """Legs that close every contract of the position (buys first: shorts are bought back before the longs that
-    protect them are sold, should the broker split the combo)."""
+    protect them are sold, should the broker split the combo). `exit_fills`: what earlier exits of this position
+    already closed (net signed fills per contract, see `net_fills`), e.g. an exit that recovery gave up on
+    half way: only the rest is ordered, never more than is held."""
+    done = exit_fills or {}
     legs = []
     for contract in position.contracts:
+        quantity = -(contract.quantity + done.get(contract.symbol, 0))
+        if quantity == 0 or (quantity > 0) != (contract.quantity < 0):
+            continue
         parsed = parse_contract_key(contract.symbol)
         underlying = parsed[0] if parsed else contract.symbol.split("-", 1)[0]
-        legs.append(
-            LegSpec(contract.symbol, underlying, contract.right, contract.strike, contract.expiry, -contract.quantity)
-        )
+        legs.append(LegSpec(contract.symbol, underlying, contract.right, contract.strike, contract.expiry, quantity))
     return safe_order(legs)
+
+
+NEEDS_ATTENTION = "NEEDS ATTENTION"  # the prefix of a decision text that gave up; the position takes it over
+
+
+def attention_of(groups: Iterable[OrderGroupRecord]) -> str:
+    """The needs-attention text of a family: the newest decision that starts with NEEDS_ATTENTION, or ""."""
+    marked = [g for g in groups if (g.decision or "").startswith(NEEDS_ATTENTION)]
+    if not marked:
+        return ""
+    newest = max(marked, key=lambda g: (g.updated_at, g.group_id))
+    return newest.decision or ""
 
 
 def open_positions_of(strategy_id: str, positions: Mapping[str, PositionRecord]) -> Tuple[PositionRecord, ...]:
@@ -234,9 +250,11 @@ def target_state(
 
 
 __all__ = [
+    "NEEDS_ATTENTION",
     "PlanFacts",
     "TargetState",
     "add_note",
+    "attention_of",
     "estimated_margin",
     "exit_legs",
     "in_flight_groups_of",

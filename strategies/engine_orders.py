@@ -12,12 +12,19 @@ Order of every submission:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from persistence.records import GroupPurpose, GroupStatus, PositionRecord, PositionStatus, StrategyState
+from persistence.records import (
+    GroupPurpose,
+    GroupStatus,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    StrategyState,
+)
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
 from strategies.engine_base import EngineBase
-from strategies.engine_facts import exit_legs, new_record_id
+from strategies.engine_facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id
 from strategies.engine_types import MAX_RECOVERY_ATTEMPTS, EntryPlanLike
 from strategies.order_groups import (
     cancel_open_legs,
@@ -87,7 +94,7 @@ class EngineOrders(EngineBase):
         """Write the EXIT group ahead, mark the position CLOSING, move ACTIVE -> EXITING, flush, submit."""
         run_id = self._broker.run_id
         group_id = new_record_id(f"{position.position_id}-exit", self._now, run_id, self._taken_ids())
-        legs = exit_legs(position)
+        legs = exit_legs(position, self._exit_fills(position.position_id))
         if not legs:
             self._alert("exit-refused", f"position {position.position_id} has no contracts to close", group_id)
             return
@@ -124,7 +131,7 @@ class EngineOrders(EngineBase):
         """Persist the decision on the incomplete group, write its recovery group ahead, flush, submit (buys
         first, one order per leg so a refused buy stops the sells that it was meant to protect)."""
         parent = self._groups.get(decision.group_id)
-        if parent is None or decision.group_id in self._gave_up:
+        if parent is None:
             return
         text = decision.text
         if decision.action is DecisionAction.WAIT:
@@ -134,22 +141,7 @@ class EngineOrders(EngineBase):
             return
         attempts = self._recovery_attempts(parent.group_id)
         if self._refused_attempts(parent.group_id) >= MAX_RECOVERY_ATTEMPTS:
-            self._gave_up.add(parent.group_id)
-            self._set_group(
-                with_decision(
-                    parent,
-                    f"GAVE UP after {attempts} recovery attempts: {decision.text}",
-                    self._now,
-                )
-            )
-            self._alert(
-                "recovery-gave-up",
-                f"group {parent.group_id}: {attempts} recovery groups failed; strategy set to ERROR, a human must look",
-                f"group-{parent.group_id}",
-            )
-            machine = self._machines.get(parent.strategy_id)
-            if machine is not None:
-                self._move(machine, StrategyState.ERROR, f"recovery of {parent.group_id} gave up")
+            self._give_up(parent, decision)
             return
         if decision.action is DecisionAction.ROLL_BACK and parent.purpose in _OPENING:
             # flatten the whole entry attempt, not just this group (see recovery.decisions.family_rollback_legs)
@@ -213,6 +205,49 @@ class EngineOrders(EngineBase):
             key,
         )
         return False
+
+    def _give_up(self, parent: OrderGroupRecord, decision: GroupDecision) -> None:
+        """The broker refused this group's recovery orders MAX_RECOVERY_ATTEMPTS times: stop sending them and
+        hand the exposure over as a NEEDS ATTENTION position, still managed like any other.
+
+        The incomplete group becomes RESOLVED with a decision text that starts with NEEDS_ATTENTION (persisted,
+        so a restart does not decide it again and resend what the broker refused). Then:
+        - an opening family (no position yet): nothing of it is moving any more, so settling builds the position
+          from the family's net fills and it takes over the attention text (`_build_position`); from then on the
+          position, not the incomplete groups, claims the shorts, so reconcile never adopts them;
+        - a position's exit given up half way: the exit's fills stand (it keeps claiming them while the position
+          is open), the position is reopened with the attention text, and its next exit orders only the rest.
+        Either way the strategy keeps managing it (exit rules, breakers, CLOSE_ALL), at most one exit attempt a
+        day while it needs attention (`_manage_positions`)."""
+        refused = self._refused_attempts(parent.group_id)
+        reasons = [
+            self._last_refusal[g.group_id]
+            for g in self._children_of(parent.group_id)
+            if g.group_id in self._last_refusal
+        ]
+        broker_reason = reasons[-1] if reasons else "the broker's reason was given before this run (see the log)"
+        text = (
+            f"{NEEDS_ATTENTION}: gave up after {refused} refused recovery orders (broker: {broker_reason}); "
+            f"last decision: {decision.text}"
+        )
+        self._set_group(mark_resolved(parent, self._now, text))
+        position = self._positions.get(parent.position_id)
+        if position is not None:
+            self._set_position(replace(position, attention=text))
+        self._alert("needs-attention", f"group {parent.group_id}: {text}", f"group-{parent.group_id}")
+        self._flush()
+
+    def _children_of(self, parent_id: str) -> List[OrderGroupRecord]:
+        return sorted(
+            (g for g in self._groups.values() if g.parent_group_id == parent_id),
+            key=lambda g: (g.created_at, g.group_id),
+        )
+
+    def _exit_fills(self, position_id: str) -> Dict[str, int]:
+        """What earlier (given-up) exits of the position already closed, net per contract."""
+        return net_fills(
+            g for g in self._groups.values() if g.position_id == position_id and g.purpose is GroupPurpose.EXIT
+        )
 
     # ------------------------------------------------------------------------------------------- submission
 

@@ -31,6 +31,7 @@ from recovery.reconcile import FILL_PRICE_UNKNOWN, apply_report, reconcile
 from recovery.startup import StartPlan, plan_start
 from strategies.engine_facts import (
     add_note,
+    attention_of,
     plan_facts_of,
     position_from_build,
     realized_pnl,
@@ -287,8 +288,18 @@ class EngineRecovery(EngineOrders):
         entry_time = max((g.updated_at for g in opening), default=self._now)
         root = self._groups.get(build.entry_group_id)
         facts = plan_facts_of(root)
-        position = position_from_build(build, facts, self._params_hash, entry_time)
+        family = [g for g in self._groups.values() if g.position_id == position_id]
+        position = replace(
+            position_from_build(build, facts, self._params_hash, entry_time), attention=attention_of(family)
+        )
         self._set_position(position)
+        if position.attention:
+            self._alert(
+                "needs-attention",
+                f"position {position_id} NEEDS ATTENTION, still managed by {position.strategy_id}: "
+                f"{[(c.symbol, c.quantity) for c in position.contracts]}; {position.attention}",
+                f"position-{position_id}",
+            )
         self._log.info(
             f"engine: position {position_id} opened: {[(c.symbol, c.quantity) for c in position.contracts]} "
             f"at {position.entry_price:+.2f}"
@@ -427,7 +438,7 @@ class EngineRecovery(EngineOrders):
     def _act_on_one(self, plan: StartPlan) -> bool:
         """Act on the first decision that needs an order; persist WAIT decisions. True when an order was sent."""
         for decision in plan.decisions:
-            if decision.group_id in self._submitting or decision.group_id in self._gave_up:
+            if decision.group_id in self._submitting:
                 continue
             self._act_on_decision(decision)
             # an order held back for prices (engine_orders._quotes_missing) is retried at the next call

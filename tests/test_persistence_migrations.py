@@ -27,7 +27,7 @@ def v1_group_body(decision: str | None) -> Dict[str, Any]:
 
 
 def test_versions_and_steps_are_in_place() -> None:
-    assert CURRENT_VERSION["order_group"] == 2 and CURRENT_VERSION["archive"] == 2
+    assert CURRENT_VERSION["order_group"] == 2 and CURRENT_VERSION["archive"] >= 2  # archive v3: positions v3
     assert ("order_group", 1) in STEPS and ("archive", 1) in STEPS
 
 
@@ -77,3 +77,12 @@ def test_an_archive_saved_at_v1_upgrades_its_embedded_groups() -> None:
     archived = loaded.archived_groups["g1"]
     assert (archived.profit_target, archived.max_loss, archived.entry_vix) == (153.0, 306.5, 14.25)
     assert archived.decision == "FILLED"
+
+
+def test_position_v2_and_archive_v2_gain_an_empty_attention() -> None:
+    """position v3 adds `attention` (needs-attention reason); v2 bodies (live or archived) load with none."""
+    assert CURRENT_VERSION["position"] >= 3 and ("position", 2) in STEPS and ("archive", 2) in STEPS
+    body = {"position_id": "p1", "note": "x"}
+    assert STEPS[("position", 2)](body) == {"position_id": "p1", "note": "x", "attention": ""}
+    archived = STEPS[("archive", 2)]({"positions": [dict(body)], "groups": [], "retired": []})
+    assert archived["positions"] == [{"position_id": "p1", "note": "x", "attention": ""}]

@@ -22,8 +22,9 @@ CANCEL_THE_LONG = FaultPlan(rules={(1, 1): LegFault("cancel")})
 class RefusesTheLongPut(SimulatedBrokerage):
     """A test broker: after the entry, every buy of the entry's long put is refused at placement (INVALID)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, every_buy: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.every_buy = every_buy  # refuse every buy after the entry (the shorts cannot be bought back either)
         self.refused_symbol: Optional[Symbol] = None
         self.refused: List[str] = []  # broker ids of the refused buys
 
@@ -35,14 +36,17 @@ class RefusesTheLongPut(SimulatedBrokerage):
             self.refused_symbol = legs[0][0]
             return orders, updates
         for order in orders:
-            if order.symbol == self.refused_symbol and order.quantity > 0 and order.status != REJECTED:
+            refused = self.every_buy or order.symbol == self.refused_symbol
+            if refused and order.quantity > 0 and order.status != REJECTED:
                 order.status = REJECTED
                 self.refused.append(order.broker_id)
                 updates.append(BrokerUpdate(order.broker_id, "reject", 0, 0.0, now, REASON))
         return orders, updates
 
 
-def refusing_deployment(crash_plan: Optional[CrashPlan] = None, end: date = END) -> Deployment:
+def refusing_deployment(
+    crash_plan: Optional[CrashPlan] = None, end: date = END, *, every_buy: bool = False
+) -> Deployment:
     deployment = Deployment(
         seed=1,
         start=START,
@@ -51,7 +55,7 @@ def refusing_deployment(crash_plan: Optional[CrashPlan] = None, end: date = END)
         faults=CANCEL_THE_LONG,
         crash_plan=crash_plan,
     )
-    deployment.brokerage = RefusesTheLongPut(deployment.market, 250_000.0, CANCEL_THE_LONG)
+    deployment.brokerage = RefusesTheLongPut(deployment.market, 250_000.0, CANCEL_THE_LONG, every_buy=every_buy)
     return deployment
 
 
@@ -69,3 +73,33 @@ def test_a_refused_protective_long_on_the_completion_rolls_the_entry_back_shorts
     assert any(REASON in message for message in errors), errors
     snapshot = run.engine.snapshot()
     assert snapshot.strategies["lt112"].state.value in ("WAITING", "ENTERING", "ACTIVE")
+
+
+def _lt112_positions(run: Deployment) -> List[Any]:
+    return [p for p in run.engine.snapshot().open_positions("lt112")]
+
+
+def test_when_even_the_buy_back_is_refused_the_shorts_become_a_managed_needs_attention_position() -> None:
+    run = refusing_deployment(every_buy=True).run()
+    assert run.runtime_error is None
+    broker = run.brokerage
+    assert isinstance(broker, RefusesTheLongPut)
+    held = run.broker_holdings()
+    assert held and all(quantity < 0 for quantity in held.values())  # the shorts could not be bought back
+    # the exposure is a position of its strategy, flagged, not a strategy in ERROR with nobody managing it
+    (position,) = _lt112_positions(run)
+    assert {c.symbol: c.quantity for c in position.contracts} == held
+    assert position.attention.startswith("NEEDS ATTENTION") and REASON in position.attention
+    snapshot = run.engine.snapshot()
+    assert snapshot.strategies["lt112"].state.value == "ACTIVE"
+    assert snapshot.strategies["lt112"].position_id == position.position_id
+    # the incomplete entry no longer claims the shorts: the position does, nothing was adopted
+    (entry,) = [g for g in snapshot.groups.values() if g.group_id.endswith("-entry")]
+    assert entry.status.value == "RESOLVED" and (entry.decision or "").startswith("NEEDS ATTENTION")
+    audit = run.engine._store.get("audit")
+    kinds = [e.kind for e in (audit.entries if audit is not None else ())]
+    assert "needs-attention" in kinds and "adopted" not in kinds
+    errors = [message for _, kind, message in run.algorithm.logs if kind == "error"]
+    assert any("NEEDS ATTENTION" in message and REASON in message for message in errors)
+    # bounded: three refused recovery orders, then at most one exit attempt a day (none is due in this window)
+    assert len(broker.refused) <= 3 + (END - START).days, len(broker.refused)
