@@ -189,10 +189,12 @@ def test_orders_from_initialize_are_invalid_and_never_reach_the_broker() -> None
 def test_restart_holdings_empty_in_initialize_open_orders_get_new_ids_fills_while_down_have_no_events() -> None:
     class Algo(ComboOnce):
         asynchronous = True
+        starts = 0
 
         def initialize(self) -> None:
             super().initialize()
-            self.placed = self.algorithm_id != "L-1"
+            Algo.starts += 1
+            self.placed = Algo.starts > 1  # algorithm_id is "" in initialize (Engine.cs sets it after set-up)
             self.store_seen = self.object_store.contains_key("flushed")
             self.object_store.save("flushed", "x")
 
@@ -216,9 +218,12 @@ def test_restart_holdings_empty_in_initialize_open_orders_get_new_ids_fills_whil
 
 def test_simulated_crash_is_not_swallowed_by_except_exception_and_unflushed_saves_are_lost() -> None:
     class Algo(Recorder):
+        starts = 0
+
         def initialize(self) -> None:
             super().initialize()
-            self.first_run = self.algorithm_id == "L-1"
+            Algo.starts += 1
+            self.first_run = Algo.starts == 1  # algorithm_id is "" in initialize
             self.found = self.object_store.contains_key("a") or self.object_store.contains_key("b")
             if self.first_run:
                 self.object_store.save("a", "1")

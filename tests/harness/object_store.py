@@ -1,8 +1,8 @@
 """`SimulatedObjectStore`: an offline stand-in for LEAN's LocalObjectStore, with its Python-facing API.
 
 The offline harness hands this object out as `QCAlgorithm.object_store`, and the persistence tests drive it
-directly to crash the process at any point of a flush. The facts it follows are in
-/work/shared/reference/lean-facts.md §1.
+directly to crash the process at any point of a flush. It follows LEAN's Engine/Storage/LocalObjectStore.cs and
+Common/Storage/ObjectStore.cs at commit 24863901 (members named below).
 
 Where it follows LEAN
 - `save(key, str | bytes)` / `save_string` / `save_bytes` return a bool. Any other value type (a dict, an int)
@@ -16,8 +16,11 @@ Where it follows LEAN
 - Limits (`max_size` bytes, `max_files`): an over-limit save returns False, raises nothing, and the message
   is appended to `errors` (LEAN's ErrorRaised -> Debug "ObjectStore Persistence Error ...").
 - A read of a missing key raises KeyError with LEAN's text. Bad UTF-8 reads back as U+FFFD, never raises.
-- `keys` is a property (a list of str), `get_file_path(key)` flushes everything pending and returns a
-  path, `clear()` flushes and then empties the memory cache.
+- `keys` is a property (a list of str), `get_file_path(existing key)` flushes everything pending and returns a
+  path; `get_file_path(unknown key)` only registers the key with null content (no flush): `contains_key` is then
+  True and `read` gives None (GetFilePath, ReadBytes, ObjectStore.Read). `clear()` flushes, then empties the cache.
+- Persist/PersistData swallow write errors (ErrorRaised; the store stays dirty): `failing_writes` models a
+  failed disk write, and `get_file_path` still returns the path.
 - A flush writes key by key with no temp file and no rename; the order is not the save order; when one
   write fails (a key that is both a file and a folder, 'a' and 'a/b') the pass stops there.
 
@@ -158,6 +161,9 @@ class SimulatedObjectStore:
         self.max_size = max_size
         self.max_files = max_files
         self.hooks: List[FaultHook] = []
+        # a failed disk write (disk full, I/O error) for the keys it returns True for; LocalObjectStore's
+        # PersistData catches it, raises ErrorRaised and leaves the store dirty (Persist)
+        self.failing_writes: Optional[Callable[[str], bool]] = None
         self.errors: List[str] = []
         self.calls: Counter[str] = Counter()
         self._memory: Dict[str, Optional[bytes]] = {}  # loaded or saved content; None = registered, no content
@@ -229,24 +235,31 @@ class SimulatedObjectStore:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def read(self, key: str, encoding: Optional[str] = None) -> str:
+    def read(self, key: str, encoding: Optional[str] = None) -> Optional[str]:
+        """ObjectStore.Read: None (null) for a key registered by get_file_path that has no file yet."""
         self._alive("read")
-        return self._read_bytes(key).decode(encoding or "utf-8", errors="replace")
+        data = self._read_bytes(key)
+        return None if data is None else data.decode(encoding or "utf-8", errors="replace")
 
-    def read_string(self, key: str, encoding: Optional[str] = None) -> str:
+    def read_string(self, key: str, encoding: Optional[str] = None) -> Optional[str]:
         self._alive("read_string")
-        return self._read_bytes(key).decode(encoding or "utf-8", errors="replace")
+        data = self._read_bytes(key)
+        return None if data is None else data.decode(encoding or "utf-8", errors="replace")
 
-    def read_bytes(self, key: str) -> bytes:
+    def read_bytes(self, key: str) -> Optional[bytes]:
         self._alive("read_bytes")
         return self._read_bytes(key)
 
-    def _read_bytes(self, key: str) -> bytes:
+    def _read_bytes(self, key: str) -> Optional[bytes]:
+        """LocalObjectStore.ReadBytes: KeyNotFound when ContainsKey is False; a registered key with no file
+        gives null."""
         normalized = normalize_key(key)
         data = self._memory.get(normalized)
         if data is None:
             data = self.disk.read(normalized)
             if data is None:
+                if normalized in self._memory:
+                    return None
                 raise KeyError(
                     f"Object with path '{key}' was not found in the current project. "
                     "Please use ObjectStore.ContainsKey(key) to check if an object exists before attempting to read."
@@ -255,9 +268,10 @@ class SimulatedObjectStore:
         return data
 
     def contains_key(self, key: str) -> bool:
+        """LocalObjectStore.ContainsKey: True for a key registered by get_file_path with no content too."""
         self._alive("contains_key")
         normalized = normalize_key(key)
-        return self._memory.get(normalized) is not None or self.disk.read(normalized) is not None
+        return normalized in self._memory or self.disk.read(normalized) is not None
 
     @property
     def keys(self) -> List[str]:
@@ -278,13 +292,17 @@ class SimulatedObjectStore:
         return in_memory or on_disk
 
     def get_file_path(self, key: str) -> str:
-        """Flushes every pending save (LEAN's Persist()), then returns the key's path."""
+        """LocalObjectStore.GetFilePath (LEAN 24863901): a key ContainsKey does not know is registered with
+        null content (SaveBytes(path, null): the regex applies, nothing is flushed); a known key flushes every
+        pending save (Persist()). Either way the path is returned: Persist/PersistData catch every write
+        error (ErrorRaised), so a returned path proves nothing reached disk."""
         self._alive("get_file_path")
         normalized = normalize_key(key)
         if normalized not in self._memory and self.disk.read(normalized) is None:
             check_key(normalized)
-            self._memory[normalized] = None  # registered with no content: never written
-        self._flush(None)
+            self._memory[normalized] = None  # registered with no content: never written, nothing flushed
+        else:
+            self._flush(None)
         return self.disk.path_of(normalized)
 
     def clear(self) -> None:
@@ -309,6 +327,8 @@ class SimulatedObjectStore:
             for hook in list(self.hooks):
                 hook("flush", key)
             try:
+                if self.failing_writes is not None and self.failing_writes(key):
+                    raise OSError(f"No space left on device: '{key}'")
                 self.disk.write(key, data)
             except OSError as error:
                 # LEAN: the exception ends this pass; later entries stay pending

@@ -7,7 +7,8 @@ new algorithm instance the way LEAN's live set-up does (§5):
   the broker -> open orders loaded with NEW LEAN ids (status SUBMITTED, no events) -> holdings loaded
   (securities auto-added) -> warm-up ends -> events before the start are skipped -> on_warmup_finished().
 Then it streams the market steps in LEAN's backtest order (scheduler.py, transactions.py).
-`live_mode` is True, `algorithm_id` is "L-<n>" (new every start), `project_id` fixed.
+`live_mode` is True, `algorithm_id` is "L-<n>" (new every start, "" during initialize: Engine/Engine.cs sets it
+after set-up), `project_id` fixed.
 
 Crash: a `SimulatedCrash` from any crash point (store save/flush hooks, order submission) ends the instance;
 pending ObjectStore saves are lost (`store.crash()`, optionally after flushing the keys `flush_on_crash`
@@ -26,6 +27,7 @@ run in backtest order, deterministically.
 from __future__ import annotations
 
 import random
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -134,6 +136,11 @@ class Deployment:
         self.market = market or SyntheticMarket(seed, start, end, step_minutes=step_minutes)
         self.brokerage = SimulatedBrokerage(self.market, cash, faults)
         self.crash_plan = crash_plan or CrashPlan()
+        # a real folder, always: the algorithm confirms a flush by reading back the file at get_file_path's path
+        self._scratch: Optional[tempfile.TemporaryDirectory[str]] = None
+        if storage_root is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="crashsafe-store-")
+            storage_root = self._scratch.name
         self.store = SimulatedObjectStore(storage_root)
         self._hook_store()
         self.project_id = project_id
@@ -194,6 +201,7 @@ class Deployment:
         self.algorithm = algorithm
         algorithm._set_time(moment)
         _guard("initialize", algorithm.initialize)
+        algorithm.set_algorithm_id(record.algorithm_id)  # Engine.cs: after Setup (initialize), before SetLocked
         record.holdings_during_initialize = {
             symbol_key(h.symbol): h.quantity for h in algorithm.portfolio.values() if h.invested
         }

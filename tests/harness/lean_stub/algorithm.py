@@ -5,11 +5,17 @@ LEAN constructs the algorithm with no arguments, so the harness hands the enviro
 until the end of start-up (§2.5); `time` is naive New York time, `utc_time` naive UTC (§5); orders from
 `initialize` are refused (INVALID); `get_parameter(name, default=None)` returns strings; `set_start_date`/
 `set_end_date` are ignored in live mode and `set_cash` is overwritten by the brokerage cash (§5 steps 4-5).
+`algorithm_id` is "" until the engine calls `set_algorithm_id` after set-up (Algorithm/QCAlgorithm.cs
+`_algorithmId = ""`; Engine/Engine.cs calls `algorithm.SetAlgorithmId(job.AlgorithmId)` after `Setup.Setup`
+returns, right before `SetLocked`; LEAN 24863901). `combo_market_order` raises ValueError (for LEAN's
+ArgumentException) when the GCD of the leg quantities is not 1 (Algorithm/QCAlgorithm.Trading.cs
+`CheckComboOrderSizing`, called by `SubmitComboOrder`).
 Differs from LEAN: only USD, no warm-up period support (`set_warm_up` is absent), one time zone.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
@@ -40,6 +46,23 @@ def pending_environment(environment: AlgorithmEnvironment) -> Iterator[None]:
         _PENDING.remove(environment)
 
 
+def check_combo_order_sizing(legs: List[Leg], quantity: int) -> None:
+    """QCAlgorithm.CheckComboOrderSizing (Algorithm/QCAlgorithm.Trading.cs, LEAN 24863901): legs give the ratio
+    (GCD of the leg quantities 1), the combo quantity the size; anything else raises with LEAN's message."""
+    divisor = 0
+    for leg in legs:
+        divisor = math.gcd(divisor, int(leg.quantity))
+    if divisor != 1:
+        sized = ", ".join(f"{leg.quantity} {leg.symbol}" for leg in legs)
+        reduced = ", ".join(f"{int(leg.quantity) // max(divisor, 1)} {leg.symbol}" for leg in legs)
+        raise ValueError(
+            "The global combo quantity should be used to increase or reduce the size of the order, "
+            "while the leg quantities should be used to specify the ratio of the order. "
+            "The combo order quantities should be reduced "
+            f"from {quantity}x({sized}) to {quantity * divisor}x({reduced})."
+        )
+
+
 class QCAlgorithm:
     def __init__(self) -> None:
         if not _PENDING:
@@ -53,7 +76,7 @@ class QCAlgorithm:
         self.algorithm_mode = AlgorithmMode.LIVE if env.live_mode else AlgorithmMode.BACKTESTING
         self.deployment_target = DeploymentTarget.LOCAL_PLATFORM
         self.project_id = env.project_id
-        self.algorithm_id = env.algorithm_id
+        self._algorithm_id = ""  # QCAlgorithm._algorithmId: the engine sets it after initialize
         self.object_store = env.store
         self.securities = Securities()
         self.portfolio = SecurityPortfolioManager(self.securities)
@@ -66,6 +89,16 @@ class QCAlgorithm:
         self.logs: List[Tuple[datetime, str, str]] = []
         self._option_styles: Dict[Symbol, OptionStyle] = {}
         self._quit = False
+
+    # -- identity --
+
+    @property
+    def algorithm_id(self) -> str:
+        return self._algorithm_id
+
+    def set_algorithm_id(self, algorithm_id: str) -> None:
+        """Engine/Engine.cs calls it once set-up (initialize) is complete, right before SetLocked."""
+        self._algorithm_id = algorithm_id
 
     # -- time --
 
@@ -180,6 +213,7 @@ class QCAlgorithm:
     def combo_market_order(
         self, legs: List[Leg], quantity: int, asynchronous: bool = False, tag: str = "", order_properties: object = None
     ) -> List[OrderTicket]:
+        check_combo_order_sizing(list(legs), int(quantity))
         return self.transactions.submit(list(legs), int(quantity), tag, asynchronous, combo=True)
 
     def apply_fill(self, symbol: Symbol, quantity: float, price: float, settle_cash: bool = True) -> None:
