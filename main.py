@@ -18,8 +18,11 @@ Start sequence (see README "What happens on a restart"):
 """
 
 import builtins
+import math
 import threading
+import uuid
 from datetime import date, datetime, timedelta
+from typing import Iterable
 
 from persistence.keys import Namespace
 from persistence.ports import ObjectStorePort
@@ -47,25 +50,35 @@ _INDEX_OPTION_TARGETS = {"SPX": "SPXW", "NDX": "NDXP", "RUT": "RUTW"}
 
 
 class LeanObjectStore(ObjectStorePort):
-    """ObjectStorePort over QCAlgorithm.object_store (text only; save's bool is passed through)."""
+    """ObjectStorePort over QCAlgorithm.object_store (text only; save's bool is passed through).
+
+    `flush` claims durability only for what it confirmed: LocalObjectStore.Persist/PersistData
+    (Engine/Storage/LocalObjectStore.cs) catch every write error and only raise ErrorRaised, so get_file_path
+    returning proves nothing. Each key saved since the last confirmed flush is read back from the file at its
+    path and compared with what was saved; a mismatch is logged and the flush retried once (Persist writes
+    again while the store is dirty); still unconfirmed -> OSError, which StateStore.flush reports as failed."""
 
     def __init__(self, algorithm: QCAlgorithm) -> None:
         self._algorithm = algorithm
-        self._last_saved_key = ""
+        self._unconfirmed: Dict[str, str] = {}  # key -> text saved since the last confirmed flush
 
     def save(self, key: str, text: str) -> bool:
         saved = bool(self._algorithm.object_store.save(key, text))
         if saved:
-            self._last_saved_key = key
+            self._unconfirmed[key] = text
         return saved
 
     def read(self, key: str) -> str:
-        return str(self._algorithm.object_store.read(key))
+        text = self._algorithm.object_store.read(key)
+        if text is None:  # a key registered by get_file_path with no file reads as null
+            raise KeyError(key)
+        return str(text)
 
     def contains_key(self, key: str) -> bool:
         return bool(self._algorithm.object_store.contains_key(key))
 
     def delete(self, key: str) -> bool:
+        self._unconfirmed.pop(key, None)
         return bool(self._algorithm.object_store.delete(key))
 
     def keys(self) -> List[str]:
@@ -74,10 +87,27 @@ class LeanObjectStore(ObjectStorePort):
     def flush(self) -> bool:
         # LocalObjectStore.GetFilePath(existing key) persists every pending save synchronously; it is the only
         # flush Python can reach. QC Cloud's store is not public, so there we cannot promise anything.
-        if self._algorithm.deployment_target != DeploymentTarget.LOCAL_PLATFORM or not self._last_saved_key:
+        if self._algorithm.deployment_target != DeploymentTarget.LOCAL_PLATFORM:
             return False
-        self._algorithm.object_store.get_file_path(self._last_saved_key)
-        return True
+        for attempt in (1, 2):
+            missing = [key for key in sorted(self._unconfirmed) if not self._on_disk(key)]
+            for key in set(self._unconfirmed) - set(missing):
+                del self._unconfirmed[key]
+            if not missing:
+                return True
+            self._algorithm.error(
+                f"STATE FLUSH NOT CONFIRMED (attempt {attempt}): {len(missing)} key(s), e.g. {missing[0]}"
+            )
+        raise OSError(f"flush not confirmed on disk for {len(self._unconfirmed)} key(s)")
+
+    def _on_disk(self, key: str) -> bool:
+        """Persist (get_file_path of a known key), then compare the file's bytes with what was saved."""
+        try:
+            path = str(self._algorithm.object_store.get_file_path(key))
+            with open(path, "rb") as stored:
+                return stored.read() == self._unconfirmed[key].encode("utf-8")
+        except OSError:
+            return False
 
 
 class LeanLog:
@@ -89,6 +119,16 @@ class LeanLog:
 
     def error(self, message: str) -> None:
         self._algorithm.error(message)
+
+
+def combo_ratio(quantities: Iterable[int]) -> tuple[List[int], int]:
+    """(leg ratios with GCD 1, units) such that ratio x units == quantity for every leg."""
+    signed = [int(quantity) for quantity in quantities]
+    units = 0
+    for quantity in signed:
+        units = math.gcd(units, quantity)
+    units = max(units, 1)
+    return [quantity // units for quantity in signed], units
 
 
 def _right(option_right: OptionRight) -> Right:
@@ -203,9 +243,13 @@ class LeanBroker:
         return str(self._algorithm.algorithm_id)
 
     def submit_combo(self, legs: Sequence[LegSpec], tag: str) -> List[SubmittedOrder]:
-        lean_legs = [Leg.create(self._algorithm.symbol_for(leg), leg.quantity) for leg in legs]
-        # quantity 1: each leg already carries its full signed quantity
-        tickets = self._algorithm.combo_market_order(lean_legs, 1, asynchronous=True, tag=tag)
+        # QCAlgorithm.CheckComboOrderSizing (Algorithm/QCAlgorithm.Trading.cs) refuses legs whose quantities share
+        # a divisor: legs carry the ratio, the combo quantity the number of units
+        ratios, units = combo_ratio(leg.quantity for leg in legs)
+        lean_legs = [
+            Leg.create(self._algorithm.symbol_for(leg), ratio) for leg, ratio in zip(legs, ratios, strict=True)
+        ]
+        tickets = self._algorithm.combo_market_order(lean_legs, units, asynchronous=True, tag=tag)
         self._note_refusals(tickets, tag)
         return [
             SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
@@ -296,19 +340,15 @@ class CrashSafeTemplate(QCAlgorithm):
         self._close: Optional[datetime] = None
         self._add_securities()
 
-        log = LeanLog(self)
-        params = Params.from_parameters(self._parameter_or_none)
-        namespace = Namespace.for_run(
-            project_id=str(self.project_id),
-            live_mode=bool(self.live_mode),
-            run_id=str(self.algorithm_id),
-            resume_run=self.get_parameter("resume-run", ""),
-            prefix=self.get_parameter("state-namespace", "crashsafe"),
-        )
-        self._store = StateStore(LeanObjectStore(self), namespace, lambda: self.utc_time, log)
-        self._engine = TradingEngine(self._store, LeanBroker(self), params, log)
-        with self._lock:
-            self._engine.start(self.time)
+        self._log = LeanLog(self)
+        self._params = Params.from_parameters(self._parameter_or_none)
+        self._engine: Optional[TradingEngine] = None
+        # Engine/Engine.cs sets algorithm_id only after initialize (SetAlgorithmId, right before SetLocked): a new
+        # backtest cannot name its namespace yet. It has nothing to load either (it starts clean), so its state
+        # is bound in on_warmup_finished, when the id is known and before any order. Live state (one namespace
+        # per project) and a resumed backtest (named by resume-run) load here as before.
+        if self.live_mode or self.get_parameter("resume-run", "") or str(self.algorithm_id):
+            self._bind_state(str(self.algorithm_id))
 
         interval = int(self.get_parameter("save-interval-minutes", "5"))
         final_hour, final_minute = (int(part) for part in self.get_parameter("final-save-time", "15:45").split(":"))
@@ -318,6 +358,31 @@ class CrashSafeTemplate(QCAlgorithm):
         self.schedule.on(self.date_rules.every_day(), self.time_rules.at(final_hour, final_minute), self._final_save)
 
     # -- set-up helpers -------------------------------------------------------------------------------------------
+
+    def _bind_state(self, run_id: str) -> None:
+        """Open this run's namespace, build the engine and load (restore) its state. No orders."""
+        namespace = Namespace.for_run(
+            project_id=str(self.project_id),
+            live_mode=bool(self.live_mode),
+            run_id=run_id,
+            resume_run=self.get_parameter("resume-run", ""),
+            prefix=self.get_parameter("state-namespace", "crashsafe"),
+        )
+        self._store = StateStore(LeanObjectStore(self), namespace, lambda: self.utc_time, self._log)
+        self._engine = TradingEngine(self._store, LeanBroker(self), self._params, self._log)
+        with self._lock:
+            self._engine.start(self.time)
+        self._log.info(f"state namespace {namespace.root}")
+
+    def _backtest_run_key(self) -> str:
+        """The algorithm id; should the engine not have set it (it always does before on_warmup_finished), a
+        unique key logged so resume-run can name it."""
+        run_id = str(self.algorithm_id)
+        if run_id:
+            return run_id
+        key = f"run-{self.utc_time:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:12]}"
+        self.error(f"algorithm_id is empty after set-up; this backtest's state is under run key {key}")
+        return key
 
     def _parameter_or_none(self, name: str) -> Optional[str]:
         value = self.get_parameter(name)
@@ -396,15 +461,20 @@ class CrashSafeTemplate(QCAlgorithm):
     # -- LEAN event handlers ---------------------------------------------------------------------------------------
 
     def on_warmup_finished(self) -> None:
+        if self._engine is None:
+            self._bind_state(self._backtest_run_key())
+        engine = self._engine
+        assert engine is not None
         with self._lock:
-            self._engine.on_warmup_finished(LeanMarketView(self, None))
+            engine.on_warmup_finished(LeanMarketView(self, None))
 
     def on_data(self, data: Slice) -> None:
-        if self.is_warming_up:
+        engine = self._engine
+        if self.is_warming_up or engine is None:
             return
         with self._lock:
             self._track_session_open(data)
-            self._engine.on_market(LeanMarketView(self, data))
+            engine.on_market(LeanMarketView(self, data))
 
     def on_order_event(self, order_event: OrderEvent) -> None:
         # An exception escaping here stops the algorithm (lean-facts §3.2): the engine never raises, and the
@@ -416,23 +486,27 @@ class CrashSafeTemplate(QCAlgorithm):
             except builtins.Exception as error:  # must not escape into LEAN
                 self.error(f"order event {order_event.order_id} could not be read: {error!r}")
                 return
+            if self._engine is None:
+                self.error(f"order event {event.order_id} before the state was bound: not booked")
+                return
             # the algorithm's clock now (not the last bar's): records this event creates are stamped with it
             self._engine.on_order_event(event, self.time)
 
     def on_end_of_algorithm(self) -> None:
         with self._lock:
-            self._engine.final_save()
+            if self._engine is not None:
+                self._engine.final_save()
 
     # -- scheduled saves -------------------------------------------------------------------------------------------
 
     def _save_dirty(self) -> None:
-        if self.is_warming_up:
+        if self.is_warming_up or self._engine is None:
             return
         with self._lock:  # live: scheduled events run on LEAN's real-time thread
             self._engine.scheduled_save()
 
     def _final_save(self) -> None:
-        if self.is_warming_up:
+        if self.is_warming_up or self._engine is None:
             return
         with self._lock:
             self._engine.final_save()

@@ -84,6 +84,7 @@ class StateStore:
         self.namespace = namespace
         self._clock = clock
         self._log = log
+        self.flush_failed = False  # the last flush could not confirm its writes (not: "cannot flush here")
         self._wall = wall_clock
         self._durable_after = durable_after_seconds
         self._delete_after = retire_delete_after_seconds
@@ -206,11 +207,17 @@ class StateStore:
         return written
 
     def flush(self) -> bool:
-        """Ask the port to put pending saves on disk now; True only when it did (LocalObjectStore)."""
+        """Ask the port to put pending saves on disk now; True only when it did and confirmed it (LocalObjectStore).
+
+        False with `flush_failed` set: the port raised (e.g. a write it could not confirm on disk); False alone:
+        the backend cannot flush on request (QC Cloud), nothing more is known."""
+        self.flush_failed = False
         try:
             flushed = bool(self.port.flush())
         except Exception as error:
+            self.flush_failed = True
             self._log.error(f"STATE FLUSH FAILED: {error!r}")
+            self.audit("flush-failed", f"flush not confirmed: {error!r}")
             return False
         if flushed:
             for state in self._slots.values():

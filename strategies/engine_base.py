@@ -125,6 +125,13 @@ class EngineBase:
             self._log.error(f"engine: flush failed: {error!r}")
             return False
 
+    def _flush_write_ahead(self) -> bool:
+        """Flush before an order. False only when the flush failed to confirm the write-ahead on disk (then no
+        order goes out; the caller retries later); a backend that cannot flush on request (QC Cloud) is not a
+        failure: recovery reconciles with the broker there (README, Known limits)."""
+        flushed = self._flush()
+        return flushed or not self._store.flush_failed
+
     def _set_group(self, group: OrderGroupRecord, immediate: bool = True) -> bool:
         self._groups[group.group_id] = group
         return self._save(group, immediate)

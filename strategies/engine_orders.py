@@ -80,8 +80,8 @@ class EngineOrders(EngineBase):
                 group_id=group_id,
                 last_entry_day=self._now.date(),
             )
-        self._flush()
-        if not (group_saved and state_saved):
+        flushed = self._flush_write_ahead()
+        if not (group_saved and state_saved and flushed):
             self._alert("save-failed", f"{strategy_id}: entry {group_id} not durable; no order placed", group_id)
             self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
             if machine.state is StrategyState.ENTERING:
@@ -107,7 +107,7 @@ class EngineOrders(EngineBase):
         durable = self._set_position(replace(position, status=PositionStatus.CLOSING)) and durable
         if machine is not None and durable:
             durable = self._move(machine, StrategyState.EXITING, f"exit: {reason}", group_id=group_id)
-        self._flush()
+        durable = self._flush_write_ahead() and durable
         if not durable:
             self._alert("save-failed", f"exit {group_id} not durable; no order placed", group_id)
             self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
@@ -157,7 +157,7 @@ class EngineOrders(EngineBase):
         child = recovery_group(parent, decision, child_id, self._now, self._broker.run_id)
         durable = self._set_group(with_decision(parent, text, self._now))
         durable = self._set_group(child) and durable
-        self._flush()
+        durable = self._flush_write_ahead() and durable
         self._log.info(f"engine: RECOVERY {parent.group_id}: {decision.text} -> {child_id}")
         self._audit("recovery", f"{decision.text} -> {child_id}", f"group-{parent.group_id}")
         if not durable:

@@ -60,6 +60,8 @@ class LoadedState(Protocol):
 class EngineStore(Protocol):
     """persistence.store.StateStore, as far as the engine uses it."""
 
+    flush_failed: bool  # the last flush could not confirm its writes on disk
+
     def load_all(self) -> LoadedState: ...
 
     def put(self, record: Record, immediate: bool = True) -> bool: ...

@@ -95,6 +95,8 @@ class FakeStore:
         self.dirty.clear()
         return count
 
+    flush_failed = False
+
     def flush(self) -> bool:
         self.flushes += 1
         self.disk = dict(self.memory)
