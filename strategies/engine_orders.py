@@ -25,7 +25,7 @@ from persistence.records import (
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
 from strategies.engine_base import EngineBase
 from strategies.engine_facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id
-from strategies.engine_types import MAX_RECOVERY_ATTEMPTS, EntryPlanLike
+from strategies.engine_types import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS, EntryPlanLike
 from strategies.order_groups import (
     cancel_open_legs,
     is_in_flight,
@@ -90,8 +90,43 @@ class EngineOrders(EngineBase):
         self._log.info(f"engine: {strategy_id} entering {group_id} ({plan.units} units): {plan.reason}")
         self._submit(group_id, as_combo=True)
 
+    def _failed_exits(self, position: PositionRecord) -> List[OrderGroupRecord]:
+        """The position's exit groups that ended with nothing filled (refused or cancelled unfilled), oldest first.
+        Read from the records, so a restart keeps the count."""
+        failed = [
+            g
+            for g in self._groups.values()
+            if g.position_id == position.position_id
+            and g.purpose is GroupPurpose.EXIT
+            and g.status in (GroupStatus.FAILED, GroupStatus.CANCELED)
+        ]
+        return sorted(failed, key=lambda g: (g.created_at, g.group_id))
+
+    def _exit_as_combo(self, position: PositionRecord) -> bool:
+        """The route of the next exit: one combo for the first EXIT_COMBO_ATTEMPTS, then legging out (buys first).
+        After MAX_EXIT_ATTEMPTS failures the position is flagged NEEDS ATTENTION (persisted, alerted once), which
+        limits it to one exit attempt a day (engine._manage_positions)."""
+        failed = self._failed_exits(position)
+        if not failed:
+            return True
+        last = self._last_refusal.get(failed[-1].group_id) or failed[-1].decision or "cancelled unfilled"
+        if len(failed) >= MAX_EXIT_ATTEMPTS and not position.attention:
+            text = f"{NEEDS_ATTENTION}: exit failed {len(failed)} times, as a combo and legging out (last: {last})"
+            self._set_position(replace(position, attention=text))
+            self._alert(
+                "needs-attention", f"position {position.position_id}: {text}", f"position-{position.position_id}"
+            )
+            self._attention_exit_day[position.position_id] = self._now.date()
+        combo = len(failed) < EXIT_COMBO_ATTEMPTS
+        self._log.info(
+            f"engine: exit attempt {len(failed) + 1} of {position.position_id} "
+            f"{'as one combo' if combo else 'legging out, buys first'}; the last one: {last}"
+        )
+        return combo
+
     def _exit(self, position: PositionRecord, reason: str, machine: Optional[StrategyMachine]) -> None:
-        """Write the EXIT group ahead, mark the position CLOSING, move ACTIVE -> EXITING, flush, submit."""
+        """Write the EXIT group ahead, mark the position CLOSING, move ACTIVE -> EXITING, flush, submit (one combo,
+        or legging out once combos failed: `_exit_as_combo`)."""
         run_id = self._broker.run_id
         group_id = new_record_id(f"{position.position_id}-exit", self._now, run_id, self._taken_ids())
         legs = exit_legs(position, self._exit_fills(position.position_id))
@@ -100,6 +135,8 @@ class EngineOrders(EngineBase):
             return
         if self._quotes_missing(f"{position.position_id}-exit", legs):
             return
+        as_combo = self._exit_as_combo(position)
+        position = self._positions[position.position_id]  # it may carry the attention flag now
         group = new_group(
             group_id, position.strategy_id, GroupPurpose.EXIT, position.position_id, legs, self._now, run_id
         )
@@ -113,7 +150,7 @@ class EngineOrders(EngineBase):
             self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
             return
         self._log.info(f"engine: closing position {position.position_id} with {group_id}: {reason}")
-        self._submit(group_id, as_combo=True)
+        self._submit(group_id, as_combo=as_combo)
 
     # ------------------------------------------------------------------------------------------- recovery orders
 
@@ -282,6 +319,7 @@ class EngineOrders(EngineBase):
             current = mark_refused(current, self._now, refused)
             if not failed:
                 reason = self._refusal_reason(group_id)
+                self._last_refusal[group_id] = reason
                 self._alert("order-refused", f"broker refused {', '.join(refused)} of {group_id}: {reason}", group_id)
         self._set_group(current)
         self._settle()

@@ -30,6 +30,13 @@ UNFILLED_ORDER_TIMEOUT = timedelta(minutes=5)
 # orders are retried without limit: completing or rolling back is always safer than a naked leg.
 MAX_RECOVERY_ATTEMPTS = 3
 OPTION_MULTIPLIER = 100  # US equity and index options
+# An exit the broker refuses or leaves unfilled is retried with a bound and a change of route: the first
+# EXIT_COMBO_ATTEMPTS as one combo order, then legging out one order per leg with the buys first (a short is
+# bought back before the long that protects it is sold; a refused buy stops the sells after it). After
+# MAX_EXIT_ATTEMPTS failed exits the position is flagged NEEDS ATTENTION (persisted, PositionRecord.attention):
+# an alert, then at most one exit attempt a day. Never the same refused order bar after bar.
+EXIT_COMBO_ATTEMPTS = 2
+MAX_EXIT_ATTEMPTS = 4
 
 
 class LoadedState(Protocol):
@@ -162,6 +169,8 @@ class EngineSnapshot:
 
 
 __all__ = [
+    "EXIT_COMBO_ATTEMPTS",
+    "MAX_EXIT_ATTEMPTS",
     "MAX_RECOVERY_ATTEMPTS",
     "OPTION_MULTIPLIER",
     "UNFILLED_ORDER_TIMEOUT",
