@@ -158,7 +158,7 @@ class TradingEngine(EngineRecovery):
     # ------------------------------------------------------------------------------------------- events
 
     def _book_event(self, event: OrderEventData) -> None:
-        run_id = self._broker.run_id
+        run_id = self._run_id
         if event.is_assignment:
             self._alert("assignment", f"assignment/exercise on {event.symbol}: left to reconcile", event.symbol)
             self._reconcile_pending = True

@@ -84,6 +84,7 @@ class EngineBase:
         self._saved_risk: Optional[RiskRecord] = None
         self._last_equity: Optional[float] = None  # from the last market view, for the end-of-day risk point
         self._now = datetime.min
+        self._started_at: Optional[datetime] = None  # the algorithm's clock when this process started (_run_id)
         self._market_open = False  # as of the last market view
         self._started = False
         self._trading = False  # after on_warmup_finished: orders may be placed
@@ -103,6 +104,24 @@ class EngineBase:
         # orders held back until their contracts have a price (engine_orders._quotes_missing): key -> the first
         # open-market moment it waited (None while the market is closed)
         self._awaiting_quote: Dict[str, Optional[datetime]] = {}
+
+    # ------------------------------------------------------------------------------------------- run identity
+
+    @property
+    def _run_id(self) -> str:
+        """This process's run: the broker's run id (LEAN's algorithm id) plus the moment this engine started.
+
+        LEAN order ids mean something only inside one process: a live restart reloads the broker's open orders
+        with new ids counted from 1 again (Engine/TransactionHandlers/BrokerageTransactionHandler.cs
+        `AddOpenOrder` -> Common/Securities/SecurityTransactionManager.cs `GetIncrementOrderId`, a counter of the
+        new process), and nothing promises the restart a new algorithm id (the cloud restarting a failed live
+        algorithm, a container restarted with the same config may keep it). Keyed on the algorithm id alone, a
+        same-id restart would take the saved order ids (and fill keys) of the dead process for its own: skip
+        re-binding, cancel its own surviving orders as unknown, drop fills as duplicates. With the start moment
+        in it (LEAN sets the clock to the wall clock before Initialize in live, BrokerageSetupHandler.Setup),
+        every start is a new run and a same-id restart recovers exactly like a new-id one."""
+        started = self._started_at or self._now
+        return f"{self._broker.run_id}@{started:%Y%m%dT%H%M%S%f}"
 
     # ------------------------------------------------------------------------------------------- persistence
 

@@ -57,7 +57,7 @@ class EngineOrders(EngineBase):
     def _enter(self, machine: StrategyMachine, plan: EntryPlanLike, vix: Optional[float]) -> None:
         """Write the ENTRY group ahead, move WAITING -> ENTERING (durable), flush, then submit the combo."""
         strategy_id = machine.strategy_id
-        run_id = self._broker.run_id
+        run_id = self._run_id
         if self._quotes_missing(f"{strategy_id}-entry", plan.legs):
             return
         position_id = new_record_id(strategy_id, self._now, run_id, self._taken_ids())
@@ -127,7 +127,7 @@ class EngineOrders(EngineBase):
     def _exit(self, position: PositionRecord, reason: str, machine: Optional[StrategyMachine]) -> None:
         """Write the EXIT group ahead, mark the position CLOSING, move ACTIVE -> EXITING, flush, submit (one combo,
         or legging out once combos failed: `_exit_as_combo`)."""
-        run_id = self._broker.run_id
+        run_id = self._run_id
         group_id = new_record_id(f"{position.position_id}-exit", self._now, run_id, self._taken_ids())
         legs = exit_legs(position, self._exit_fills(position.position_id))
         if not legs:
@@ -188,10 +188,8 @@ class EngineOrders(EngineBase):
                 return
         if self._quotes_missing(parent.group_id, decision.legs):
             return
-        child_id = new_record_id(
-            f"{parent.position_id}-rec{attempts + 1}", self._now, self._broker.run_id, self._taken_ids()
-        )
-        child = recovery_group(parent, decision, child_id, self._now, self._broker.run_id)
+        child_id = new_record_id(f"{parent.position_id}-rec{attempts + 1}", self._now, self._run_id, self._taken_ids())
+        child = recovery_group(parent, decision, child_id, self._now, self._run_id)
         durable = self._set_group(with_decision(parent, text, self._now))
         durable = self._set_group(child) and durable
         durable = self._flush_write_ahead() and durable

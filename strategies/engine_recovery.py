@@ -66,6 +66,7 @@ class EngineRecovery(EngineOrders):
     def _restore(self, now: datetime) -> None:
         """Load every record, restore machines and risk, plan provisionally. No orders (LEAN is initializing)."""
         self._now = now
+        self._started_at = now  # this process's run identity (_run_id)
         try:
             loaded = self._store.load_all()
             strategies = dict(loaded.strategies)
@@ -138,7 +139,7 @@ class EngineRecovery(EngineOrders):
             {sid: m.record for sid, m in self._machines.items()},
             self._groups,
             self._positions,
-            self._broker.run_id,
+            self._run_id,
             self._now,
             market_open=market_open,
             entries_allowed=self._risk.entries_allowed(None),
@@ -161,11 +162,13 @@ class EngineRecovery(EngineOrders):
     def _rebind_groups(self) -> None:
         """Groups of earlier runs that were still moving: bind them to the orders that survived (new LEAN ids,
         found by broker id or tag); legs without a surviving order are closed (adopt_run)."""
-        run_id = self._broker.run_id
+        run_id = self._run_id
         open_ids = set(self._open_order_ids())
         for group_id in sorted(self._groups):
             group = self._groups[group_id]
-            if group.run_id == run_id or not is_in_flight(group):
+            # every group still moving is looked up at the broker, whatever run it names: no group of this process
+            # exists yet, and the saved order ids belong to a dead process (even under the same algorithm id)
+            if not is_in_flight(group):
                 continue
             survivors = self._surviving_orders(group, open_ids)
             rebound = adopt_run(group, run_id, survivors, self._now)
@@ -177,7 +180,7 @@ class EngineRecovery(EngineOrders):
         """An open order no group claims (its broker id was lost with unflushed saves, and the broker dropped
         our tag) could fill on top of a completion: cancel it. Whatever it filled meanwhile reaches the records
         through holdings (reconcile adopts it and the engine closes it)."""
-        run_id = self._broker.run_id
+        run_id = self._run_id
         bound = {oid for g in self._groups.values() if g.run_id == run_id for leg in g.legs for oid in leg.order_ids}
         for order_id in sorted(open_ids - bound):
             self._alert("orphan-order", f"open order {order_id} belongs to no saved group: cancelled")

@@ -42,7 +42,7 @@ def test_restart_rebinds_live_orders_by_tag_when_their_broker_ids_were_never_sav
     snapshot = run.engine.snapshot()
     entry = snapshot.groups[entry_id]
     assert entry.purpose is GroupPurpose.ENTRY and entry.status is GroupStatus.FILLED
-    assert entry.run_id == "L-2" and all(leg.status is LegStatus.FILLED for leg in entry.legs)
+    assert entry.run_id.startswith("L-2@") and all(leg.status is LegStatus.FILLED for leg in entry.legs)
     assert {oid for leg in entry.legs for oid in leg.order_ids} == {oid for oid, _ in reloaded}
     assert {bid for leg in entry.legs for bid in leg.broker_ids} == {o.broker_id for o in tagged}
     audit = run.engine._store.get("audit")
