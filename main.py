@@ -26,9 +26,10 @@ from typing import Iterable
 
 from persistence.keys import Namespace
 from persistence.ports import ObjectStorePort
-from persistence.records import Right
+from persistence.records import AuditRecord, Right
 from persistence.store import StateStore
 from strategies.contracts import contract_key
+from strategies.dashboard import ChartPort, Dashboard, DashboardFacts, SeriesSpec, Thresholds, recovery_steps_since
 from strategies.engine import TradingEngine
 from strategies.params import Params
 from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
@@ -61,17 +62,20 @@ class LeanObjectStore(ObjectStorePort):
     def __init__(self, algorithm: QCAlgorithm) -> None:
         self._algorithm = algorithm
         self._unconfirmed: Dict[str, str] = {}  # key -> text saved since the last confirmed flush
+        self.sizes: Dict[str, int] = {}  # bytes of every key this run read or saved (the charts' store size)
 
     def save(self, key: str, text: str) -> bool:
         saved = bool(self._algorithm.object_store.save(key, text))
         if saved:
             self._unconfirmed[key] = text
+            self.sizes[key] = len(text.encode("utf-8"))
         return saved
 
     def read(self, key: str) -> str:
         text = self._algorithm.object_store.read(key)
         if text is None:  # a key registered by get_file_path with no file reads as null
             raise KeyError(key)
+        self.sizes[key] = len(str(text).encode("utf-8"))
         return str(text)
 
     def contains_key(self, key: str) -> bool:
@@ -79,6 +83,7 @@ class LeanObjectStore(ObjectStorePort):
 
     def delete(self, key: str) -> bool:
         self._unconfirmed.pop(key, None)
+        self.sizes.pop(key, None)
         return bool(self._algorithm.object_store.delete(key))
 
     def keys(self) -> List[str]:
@@ -129,6 +134,65 @@ def combo_ratio(quantities: Iterable[int]) -> tuple[List[int], int]:
         units = math.gcd(units, quantity)
     units = max(units, 1)
     return [quantity // units for quantity in signed], units
+
+
+# -- LEAN charts and runtime statistics (what to show: strategies/dashboard.py) -------------------------------------
+
+
+class LeanCharts(ChartPort):
+    """ChartPort over QCAlgorithm's charting (Algorithm/QCAlgorithm.Plotting.cs: AddChart, Plot(chart, series,
+    value), SetRuntimeStatistic; Common/Chart.cs AddSeries, Common/Series.cs Series(name, type, index, unit))."""
+
+    def __init__(self, algorithm: QCAlgorithm) -> None:
+        self._algorithm = algorithm
+        self._charts: Dict[str, Chart] = {}
+
+    def declare(self, spec: SeriesSpec) -> None:
+        chart = self._charts.get(spec.chart)
+        if chart is None:
+            chart = self._charts[spec.chart] = Chart(spec.chart)
+            self._algorithm.add_chart(chart)
+        kind = SeriesType.SCATTER if spec.scatter else SeriesType.LINE
+        chart.add_series(Series(spec.name, kind, 0, spec.unit))
+
+    def plot(self, chart: str, series: str, value: float) -> None:
+        self._algorithm.plot(chart, series, value)
+
+    def statistic(self, name: str, value: str) -> None:
+        self._algorithm.set_runtime_statistic(name, value)
+
+
+class LeanDashboard:
+    """Samples the engine and the store for the charts: every scheduled save, daily at the final save, and at
+    the end of start-up (a restart's recovery steps). Never raises into LEAN: a chart is not worth a stop."""
+
+    def __init__(
+        self, algorithm: QCAlgorithm, engine: TradingEngine, store: StateStore, port: LeanObjectStore, params: Params
+    ) -> None:
+        self._algorithm, self._engine, self._store, self._port = algorithm, engine, store, port
+        self._since = algorithm.utc_time
+        thresholds = Thresholds(params.risk_halve_drawdown, params.risk_no_new_drawdown, params.risk_close_all_drawdown)
+        strategy_ids = tuple(sorted(engine.snapshot().strategies))
+        self._dashboard = Dashboard(LeanCharts(algorithm), strategy_ids, thresholds, LeanLog(algorithm))
+
+    def sample(self, daily: bool, force: bool = False) -> None:
+        try:
+            snapshot = self._engine.snapshot()
+            audit = self._store.get("audit")
+            risk = snapshot.risk
+            facts = DashboardFacts(
+                now=self._algorithm.time,
+                states={sid: record.state for sid, record in snapshot.strategies.items()},
+                drawdown=risk.drawdown if risk is not None else 0.0,
+                breaker=risk.breaker.value if risk is not None else "NONE",
+                open_positions=len(snapshot.open_positions()),
+                recovery_steps=recovery_steps_since(audit if isinstance(audit, AuditRecord) else None, self._since),
+                store_keys=len(self._port.sizes),
+                store_bytes=sum(self._port.sizes.values()),
+            )
+            self._dashboard.sample(facts, daily, force)
+        except builtins.Exception as error:  # `from System import *` shadows Exception in the stubs' view
+            self._algorithm.error(f"charts: sample failed: {error!r}")
 
 
 def _right(option_right: OptionRight) -> Right:
@@ -343,6 +407,7 @@ class CrashSafeTemplate(QCAlgorithm):
         self._log = LeanLog(self)
         self._params = Params.from_parameters(self._parameter_or_none)
         self._engine: Optional[TradingEngine] = None
+        self._dashboard: Optional[LeanDashboard] = None
         # Engine/Engine.cs sets algorithm_id only after initialize (SetAlgorithmId, right before SetLocked): a new
         # backtest cannot name its namespace yet. It has nothing to load either (it starts clean), so its state
         # is bound in on_warmup_finished, when the id is known and before any order. Live state (one namespace
@@ -368,10 +433,12 @@ class CrashSafeTemplate(QCAlgorithm):
             resume_run=self.get_parameter("resume-run", ""),
             prefix=self.get_parameter("state-namespace", "crashsafe"),
         )
-        self._store = StateStore(LeanObjectStore(self), namespace, lambda: self.utc_time, self._log)
+        store_port = LeanObjectStore(self)
+        self._store = StateStore(store_port, namespace, lambda: self.utc_time, self._log)
         self._engine = TradingEngine(self._store, LeanBroker(self), self._params, self._log)
         with self._lock:
             self._engine.start(self.time)
+        self._dashboard = LeanDashboard(self, self._engine, self._store, store_port, self._params)
         self._log.info(f"state namespace {namespace.root}")
 
     def _backtest_run_key(self) -> str:
@@ -383,6 +450,10 @@ class CrashSafeTemplate(QCAlgorithm):
         key = f"run-{self.utc_time:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:12]}"
         self.error(f"algorithm_id is empty after set-up; this backtest's state is under run key {key}")
         return key
+
+    def _sample_charts(self, daily: bool, force: bool = False) -> None:
+        if self._dashboard is not None:
+            self._dashboard.sample(daily, force)
 
     def _parameter_or_none(self, name: str) -> Optional[str]:
         value = self.get_parameter(name)
@@ -467,6 +538,7 @@ class CrashSafeTemplate(QCAlgorithm):
         assert engine is not None
         with self._lock:
             engine.on_warmup_finished(LeanMarketView(self, None))
+            self._sample_charts(daily=True, force=True)
 
     def on_data(self, data: Slice) -> None:
         engine = self._engine
@@ -496,6 +568,7 @@ class CrashSafeTemplate(QCAlgorithm):
         with self._lock:
             if self._engine is not None:
                 self._engine.final_save()
+            self._sample_charts(daily=True, force=True)
 
     # -- scheduled saves -------------------------------------------------------------------------------------------
 
@@ -504,12 +577,14 @@ class CrashSafeTemplate(QCAlgorithm):
             return
         with self._lock:  # live: scheduled events run on LEAN's real-time thread
             self._engine.scheduled_save()
+            self._sample_charts(daily=False)
 
     def _final_save(self) -> None:
         if self.is_warming_up or self._engine is None:
             return
         with self._lock:
             self._engine.final_save()
+            self._sample_charts(daily=True)
 
     # -- conversions -----------------------------------------------------------------------------------------------
 

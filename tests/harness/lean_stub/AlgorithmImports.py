@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import *
 
 from tests.harness.lean_stub.algorithm import QCAlgorithm
+from tests.harness.lean_stub.charting import Chart, Series, SeriesType
 from tests.harness.lean_stub.enums import (
     AlgorithmMode,
     DeploymentTarget,

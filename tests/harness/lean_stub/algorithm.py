@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
+from tests.harness.lean_stub.charting import Charting
 from tests.harness.lean_stub.enums import AlgorithmMode, DeploymentTarget, OptionStyle, Resolution, SecurityType
 from tests.harness.lean_stub.market_data import DataDictionary, OptionChains, OptionFilter, Slice, TradeBar
 from tests.harness.lean_stub.orders import Leg, OrderEvent, OrderTicket
@@ -63,7 +64,7 @@ def check_combo_order_sizing(legs: List[Leg], quantity: int) -> None:
         )
 
 
-class QCAlgorithm:
+class QCAlgorithm(Charting):
     def __init__(self) -> None:
         if not _PENDING:
             raise RuntimeError("construct QCAlgorithm subclasses through the harness (tests/harness/simulation.py)")
@@ -89,6 +90,7 @@ class QCAlgorithm:
         self.logs: List[Tuple[datetime, str, str]] = []
         self._option_styles: Dict[Symbol, OptionStyle] = {}
         self._quit = False
+        self._init_charting()
 
     # -- identity --
 

@@ -1,0 +1,62 @@
+"""main.py's LEAN charts and runtime statistics over the demo's crash-and-restart run, as the harness records
+them (tests/harness/lean_stub/charting.py), within LEAN's chart limits."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from tests import demo
+from tests.harness.lean_stub.charting import MAXIMUM_CHART_SERIES, MAXIMUM_DATA_POINTS_PER_CHART_SERIES
+
+EXPECTED = {
+    "Strategy states": {"lt112", "zero_dte"},
+    "Drawdown": {"Drawdown %", "Halve at %", "No new at %", "Close all at %"},
+    "Positions": {"Open positions"},
+    "Recoveries": {"Recovery steps"},
+    "ObjectStore": {"Store keys", "Store KB"},
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run() -> demo.DemoDeployment:
+    points = demo._deployment(3, 1, None, ()).run().crash_plan.points
+    order = demo._choose(points, 1, False)
+    deployment, _ = demo.run_with_crash(argparse.Namespace(weeks=3, seed=1, storage=None, any=False), order)
+    assert len(deployment.runs) == 2
+    return deployment
+
+
+def test_every_series_is_drawn_over_the_demo_run(demo_run: demo.DemoDeployment) -> None:
+    charts = demo_run.algorithm.charts  # the restarted instance: LEAN starts a new result page per deployment
+    for chart, names in EXPECTED.items():
+        assert chart in charts, sorted(charts)
+        for name in names:
+            assert charts[chart].series[name].values, (chart, name)
+    for name in ("Drawdown %", "Halve at %", "No new at %", "Close all at %"):
+        assert len(charts["Drawdown"].series[name].values) >= 2, name  # a line, not a dot
+
+
+def test_the_restart_is_marked_with_its_recovery_steps(demo_run: demo.DemoDeployment) -> None:
+    restart = demo_run.runs[-1].started_at
+    marks = demo_run.algorithm.charts["Recoveries"].series["Recovery steps"].values
+    assert marks and marks[0][0] == restart and marks[0][1] >= 1
+
+
+def test_the_demo_run_stays_within_leans_chart_limits(demo_run: demo.DemoDeployment) -> None:
+    report = demo_run.algorithm.limit_report()
+    assert len(report.series_names) <= MAXIMUM_CHART_SERIES
+    assert report.dropped_series == [] and report.over_points == []
+    for chart in demo_run.algorithm.charts.values():
+        for series in chart.series.values():
+            assert len(series.values) <= MAXIMUM_DATA_POINTS_PER_CHART_SERIES
+
+
+def test_runtime_statistics_show_states_drawdown_positions_recoveries_and_store(
+    demo_run: demo.DemoDeployment,
+) -> None:
+    stats = demo_run.algorithm.runtime_statistics
+    assert set(stats) == {"Strategies", "Drawdown", "Breaker", "Open positions", "Recovery steps", "ObjectStore"}
+    assert "lt112" in stats["Strategies"] and "zero_dte" in stats["Strategies"]
+    assert stats["ObjectStore"].endswith("KB") and int(stats["ObjectStore"].split()[0]) > 0
