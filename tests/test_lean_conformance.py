@@ -10,8 +10,16 @@ from typing import Any, List
 import pytest
 
 from tests.harness.lean_stub.algorithm import QCAlgorithm, check_combo_order_sizing
-from tests.harness.lean_stub.enums import Resolution, SecurityType
-from tests.harness.lean_stub.orders import Leg
+from tests.harness.lean_stub.charting import (
+    MAXIMUM_CHART_SERIES,
+    MAXIMUM_DATA_POINTS_PER_CHART_SERIES,
+    Chart,
+    Charting,
+    Series,
+    SeriesType,
+)
+from tests.harness.lean_stub.enums import OrderStatus, Resolution, SecurityType
+from tests.harness.lean_stub.orders import Leg, OrderTicket
 from tests.harness.lean_stub.securities import ExchangeHours
 from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.market import SyntheticMarket
@@ -137,3 +145,104 @@ def test_early_close_days_end_the_session_at_13_00() -> None:
     assert is_market_open(datetime(2024, 11, 29, 13, 0)) and not is_market_open(datetime(2024, 11, 29, 13, 5))
     bars = slice_times(friday, friday, 5)
     assert bars[0].time() == time(9, 35) and bars[-1].time() == time(13, 0)
+
+
+# -- charting and runtime statistics (tests/harness/lean_stub/charting.py) ------------------------------------------
+
+
+def _charting_algorithm(live: bool = False, warming_up: bool = False) -> object:
+    class Algorithm(Charting):
+        def __init__(self) -> None:
+            self.live_mode, self.is_warming_up, self.now = live, warming_up, datetime(2024, 1, 2, 10, 0)
+            self._init_charting()
+
+        @property
+        def time(self) -> datetime:
+            return self.now
+
+    return Algorithm()
+
+
+def test_a_chart_point_at_the_same_time_replaces_the_last_one() -> None:
+    """Common/BaseSeries.cs AddPoint: a point whose Time equals the last point's overwrites it."""
+    algorithm: Any = _charting_algorithm()
+    algorithm.plot("Positions", "Open positions", 1)
+    algorithm.plot("Positions", "Open positions", 2)
+    algorithm.now = datetime(2024, 1, 2, 10, 5)
+    algorithm.plot("Positions", "Open positions", 3)
+    values = algorithm.charts["Positions"].series["Open positions"].values
+    assert [value for _, value in values] == [2.0, 3.0]
+
+
+def test_reserved_chart_and_series_names_are_refused() -> None:
+    """Algorithm/QCAlgorithm.Plotting.cs TryGetChartSeries + ReservedChartSeriesNames: ArgumentException for a
+    reserved chart with no allowed series ("Exposure") and for a reserved series ("Drawdown"/"Equity
+    Drawdown"); other series of the "Drawdown" chart are allowed."""
+    algorithm: Any = _charting_algorithm()
+    with pytest.raises(ValueError, match="reserved chart name"):
+        algorithm.plot("Exposure", "x", 1)
+    with pytest.raises(ValueError, match="reserved series name"):
+        algorithm.plot("Drawdown", "Equity Drawdown", 1)
+    algorithm.plot("Drawdown", "Drawdown %", 1)
+    assert algorithm.charts["Drawdown"].series["Drawdown %"].values
+
+
+def test_live_algorithms_do_not_plot_while_warming_up() -> None:
+    """Algorithm/QCAlgorithm.Plotting.cs TryGetChartSeries: `if (LiveMode && IsWarmingUp) return false` (the
+    series is created, no point added)."""
+    algorithm: Any = _charting_algorithm(live=True, warming_up=True)
+    algorithm.plot("Positions", "Open positions", 1)
+    assert algorithm.charts["Positions"].series["Open positions"].values == []
+
+
+def test_a_chart_refuses_a_second_series_of_the_same_name() -> None:
+    """Common/Chart.cs AddSeries: Series.TryAdd fails -> DuplicateNameException; QCAlgorithm.AddChart keeps the
+    chart already registered under that name (TryAdd)."""
+    chart = Chart("ObjectStore")
+    chart.add_series(Series("Store keys", SeriesType.LINE, 0, ""))
+    with pytest.raises(ValueError):
+        chart.add_series(Series("Store keys", SeriesType.LINE, 0, ""))
+    algorithm: Any = _charting_algorithm()
+    algorithm.add_chart(chart)
+    algorithm.add_chart(Chart("ObjectStore"))
+    assert algorithm.charts["ObjectStore"] is chart
+
+
+def test_chart_limits_count_series_names_across_charts_and_points_per_series() -> None:
+    """Engine/Results/BacktestingResultHandler.cs SampleRange: series NAMES go into one set checked against
+    Controls.MaximumChartSeries (a new name past it is ignored); a series whose points would pass
+    MaximumDataPointsPerChartSeries is skipped. Common/Packets/Controls.cs Controls(): 10 and 4000."""
+    assert (MAXIMUM_CHART_SERIES, MAXIMUM_DATA_POINTS_PER_CHART_SERIES) == (10, 4000)
+    algorithm: Any = _charting_algorithm()
+    algorithm.plot("A", "same name", 1)
+    algorithm.plot("B", "same name", 1)  # same name in another chart: counted once
+    for n in range(10):
+        algorithm.plot("C", f"s{n}", 1)
+    report = algorithm.limit_report()
+    assert len(report.series_names) == 11 and report.dropped_series == ["s9"]
+    for minute in range(MAXIMUM_DATA_POINTS_PER_CHART_SERIES + 1):
+        algorithm.now = datetime(2024, 1, 2) + timedelta(minutes=minute)
+        algorithm.plot("A", "same name", minute)
+    # the first point (10:00) plus 4001 more
+    assert algorithm.limit_report().over_points == [("A", "same name", MAXIMUM_DATA_POINTS_PER_CHART_SERIES + 2)]
+
+
+def test_runtime_statistics_keep_the_latest_value_as_text() -> None:
+    """Algorithm/QCAlgorithm.Plotting.cs SetRuntimeStatistic: RuntimeStatistics.AddOrUpdate(name, value), the
+    decimal/int/double overloads store value.ToString(InvariantCulture)."""
+    algorithm: Any = _charting_algorithm()
+    algorithm.set_runtime_statistic("Open positions", 1)
+    algorithm.set_runtime_statistic("Open positions", "2")
+    assert algorithm.runtime_statistics == {"Open positions": "2"}
+
+
+def test_an_order_refused_by_the_pre_order_checks_carries_its_reason_in_the_ticket() -> None:
+    """Algorithm/QCAlgorithm.Trading.cs SubmitOrderRequest -> OrderTicket.InvalidSubmitRequest (Common/Orders/
+    OrderTicket.cs): request.SetResponse(error response); the ticket's status is Invalid and
+    SubmitRequest.Response.ErrorMessage holds the reason (no order event is sent)."""
+    ticket = OrderTicket(
+        -1, Symbol.create("SPY", SecurityType.EQUITY), 1, "tag", datetime(2024, 1, 2), status=OrderStatus.INVALID
+    )
+    ticket.message = "The security does not have an accurate price"
+    response = ticket.submit_request.response
+    assert response.is_error and response.error_message == "The security does not have an accurate price"
