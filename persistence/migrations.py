@@ -99,7 +99,16 @@ def _archive_v2_to_v3(body: Body) -> Body:
     return upgraded
 
 
+def _risk_v1_to_v2(body: Body) -> Body:
+    # v1 kept one streak and daily loss for all strategies together; which strategy lost is not in it, so each
+    # strategy starts v2 with no losses of its own (the shared figures stay as they were)
+    upgraded = dict(body)
+    upgraded.setdefault("strategy_losses", [])
+    return upgraded
+
+
 STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
+    ("risk", 1): _risk_v1_to_v2,
     ("strategy_state", 1): _strategy_state_v1_to_v2,
     ("position", 1): _position_v1_to_v2,
     ("order_group", 1): _order_group_v1_to_v2,

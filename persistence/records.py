@@ -188,6 +188,17 @@ class DrawdownPoint:
 
 
 @dataclass(frozen=True)
+class StrategyLosses:
+    """One strategy's own loss memory: its losing streak and today's realised loss (one strategy's stops never
+    change another's size or switch it off)."""
+
+    strategy_id: str
+    consecutive_losses: int
+    daily_loss: float  # positive, account currency, realised on daily_loss_day
+    daily_loss_day: Optional[date]
+
+
+@dataclass(frozen=True)
 class RiskRecord:
     peak_equity: float
     drawdown: float  # fraction (0.12 = 12 %) at the last update
@@ -200,6 +211,7 @@ class RiskRecord:
     applied_position_ids: Tuple[str, ...]  # closed positions already folded in (bounded, newest last)
     updated_at: datetime
     daily_drawdowns: Tuple[DrawdownPoint, ...] = ()  # one per trading day, bounded (newest last)
+    strategy_losses: Tuple[StrategyLosses, ...] = ()  # per strategy, sorted by id (v2)
 
     @property
     def record_name(self) -> str:
@@ -259,7 +271,7 @@ FORBIDDEN_FIELDS = frozenset(
 
 
 def _check_no_forbidden_fields() -> None:
-    for cls in [*SCHEMA_OF, LegRecord, ContractRecord, TransitionEntry, AuditEntry, DrawdownPoint]:
+    for cls in [*SCHEMA_OF, LegRecord, ContractRecord, TransitionEntry, AuditEntry, DrawdownPoint, StrategyLosses]:
         assert is_dataclass(cls)
         bad = {f.name for f in fields(cls)} & FORBIDDEN_FIELDS
         if bad:
@@ -286,6 +298,7 @@ __all__ = [
     "Record",
     "Right",
     "RiskRecord",
+    "StrategyLosses",
     "StrategyState",
     "StrategyStateRecord",
     "TransitionEntry",

@@ -28,7 +28,7 @@ CURRENT_VERSION: Dict[str, int] = {
     "strategy_state": 2,  # v2: last_entry (datetime) became last_entry_day (date)
     "order_group": 2,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text)
     "position": 3,  # v2: params_hash added; v3: attention (needs-attention reason) added
-    "risk": 1,
+    "risk": 2,  # v2: strategy_losses (each strategy's own streak and daily loss)
     "audit": 1,
     "archive": 3,  # v2: its embedded order groups are order_group v2; v3: its positions are position v3
 }

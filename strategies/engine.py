@@ -34,6 +34,8 @@ from strategies.ports import EventStatus, MarketView, OrderEventData
 from strategies.state_machine import StrategyMachine
 
 RETIRED_SHOWN = 200  # retired groups (and positions) the snapshot still shows, newest kept
+# skip reasons that only say "not now" (checked before anything is computed): not worth a log line
+_ROUTINE_SKIPS = ("not the", "outside the entry window", "already entered", "lt112 disabled", "zero_dte disabled")
 _FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
 
 
@@ -261,15 +263,28 @@ class TradingEngine(EngineRecovery):
             if open_positions_of(strategy_id, self._positions) or in_flight_groups_of(strategy_id, self._groups):
                 continue
             try:
-                size = risk.size_factor()
-                if size <= 0 or not risk.entries_allowed(view.vix):
+                size = risk.size_factor(strategy_id)
+                if size <= 0 or not risk.entries_allowed(view.vix, strategy_id):
                     continue
                 plan = rules.entry_plan(view, machine.record, size)
             except Exception as error:
                 self._log.error(f"engine: {strategy_id} entry rule failed: {error!r}")
                 continue
-            if plan is not None and self._buying_power_allows(strategy_id, size, view):
+            if plan is None:
+                self._log_skip(strategy_id, str(getattr(rules, "last_reason", "")), size)
+            elif self._buying_power_allows(strategy_id, size, view):
                 self._enter(machine, plan, view.vix)
+
+    def _log_skip(self, strategy_id: str, reason: str, size_factor: float) -> None:
+        """An entry moment that produced no plan is logged at info with the rule's reason (and its numbers, e.g.
+        a size of 0), once per reason a day; "not the entry day/window" is not news and is left out."""
+        if not reason or reason.startswith(_ROUTINE_SKIPS):
+            return
+        key = (strategy_id, reason.split(" (", maxsplit=1)[0])  # the reason without its numbers
+        if self._skips_logged.get(key) == self._now.date():
+            return
+        self._skips_logged[key] = self._now.date()
+        self._log.info(f"engine: {strategy_id} entry skipped: {reason} (size factor {size_factor:g})")
 
     def _buying_power_allows(self, strategy_id: str, size_factor: float, view: MarketView) -> bool:
         """[F] BP by VIX regime: refuse the entry when the margin in use plus this plan's own share (the

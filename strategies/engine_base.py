@@ -92,6 +92,7 @@ class EngineBase:
         self._cancel_requested: Dict[str, datetime] = {}
         # positions that need attention -> the day of their last exit attempt (at most one a day, see engine.py)
         self._attention_exit_day: Dict[str, date] = {}
+        self._skips_logged: Dict[tuple[str, str], date] = {}  # (strategy, skip reason) -> the day it was logged
         self._last_refusal: Dict[str, str] = {}  # group id -> the broker's reason for its latest refused order
         self._reconcile_pending = False  # holdings may have moved without an event we could book
         # the day each strategy's last buying-power refusal was logged: once a day, not on every bar

@@ -14,9 +14,10 @@ Circuit breakers ([F], thresholds in params.py), from the PERSISTED peak equity:
   that may not trade could never recover its drawdown. From there a ~5.5 % gain returns it to full size and
   a further ~5.6 % loss stops it again.
 
-Also ours (no source gives them): from `risk_max_consecutive_losses` losses in a row new positions are
-halved until a win; once today's realised loss reaches `risk_daily_loss_limit` of equity no new entry is
-made until the next trading day.
+Also ours (no source gives them): from `risk_max_consecutive_losses` losses in a row new positions of that
+strategy are halved until it wins; once a strategy's realised loss today reaches `risk_daily_loss_limit` of
+equity it makes no new entry until the next trading day. Both are kept per strategy (`strategy_losses`):
+0DTE stops never halve or stop LT112.
 
 Correlation ([F] groups, kept simple): SPY/QQQ/IWM/DIA are group A2 (limit 3), ES-family futures and
 SPX/SPXW are A1 (limit 2), any other underlying is its own group with limit 2. The score is, over groups,
@@ -30,7 +31,14 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from persistence.records import BreakerLevel, DrawdownPoint, PositionRecord, PositionStatus, RiskRecord
+from persistence.records import (
+    BreakerLevel,
+    DrawdownPoint,
+    PositionRecord,
+    PositionStatus,
+    RiskRecord,
+    StrategyLosses,
+)
 from strategies.params import Params
 
 _A1 = ("A1", 2)
@@ -187,8 +195,16 @@ class RiskManager:
             daily_loss=daily_loss,
             daily_loss_day=daily_day,
             applied_position_ids=applied,
+            strategy_losses=_with_losses(current.strategy_losses, position.strategy_id, pnl, closed_day),
         )
         return self._store(updated, now)
+
+    def losses_of(self, strategy_id: str) -> StrategyLosses:
+        """The strategy's own streak and daily loss (nothing yet: zeros)."""
+        for losses in self._record.strategy_losses:
+            if losses.strategy_id == strategy_id:
+                return losses
+        return StrategyLosses(strategy_id, 0, 0.0, None)
 
     def update_correlation(self, open_positions: Sequence[PositionRecord], now: datetime) -> bool:
         """Recompute the correlation score from the open positions. True when it changed."""
@@ -197,24 +213,33 @@ class RiskManager:
 
     # -- decisions ----------------------------------------------------------------------------------------------
 
-    def entries_allowed(self, vix: Optional[float]) -> bool:
-        """May a new position be opened? The breaker, today's realised loss and the correlation limit
-        decide. VIX changes how much BP may be used (max_bp_fraction), not whether to trade ([F]: any level)."""
+    def entries_allowed(self, vix: Optional[float], strategy_id: str = "") -> bool:
+        """May a new position be opened? The breaker, the correlation limit and today's realised loss decide:
+        the strategy's own loss when a strategy is named (another strategy's losses never stop it), all
+        strategies' together when not (start-up planning). VIX changes how much BP may be used
+        (max_bp_fraction), not whether to trade ([F]: any level)."""
         record = self._record
         if record.breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL):
             return False
         if record.correlation_score >= 1.0:
             return False
         equity = record.peak_equity * (1.0 - record.drawdown)
-        return not (equity > 0 and record.daily_loss >= self._params.risk_daily_loss_limit * equity)
+        if strategy_id:
+            own = self.losses_of(strategy_id)
+            lost = own.daily_loss if own.daily_loss_day == record.daily_loss_day else 0.0
+        else:
+            lost = record.daily_loss
+        return not (equity > 0 and lost >= self._params.risk_daily_loss_limit * equity)
 
-    def size_factor(self) -> float:
-        """1.0, 0.5 under HALVE (or a loss streak), 0.0 under NO_NEW / CLOSE_ALL."""
+    def size_factor(self, strategy_id: str = "") -> float:
+        """1.0, 0.5 under HALVE (or the strategy's own loss streak), 0.0 under NO_NEW / CLOSE_ALL. Without a
+        strategy, the streak of all strategies together counts."""
         breaker = self._record.breaker
         if breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL):
             return 0.0
         factor = 0.5 if breaker == BreakerLevel.HALVE else 1.0
-        if self._record.consecutive_losses >= self._params.risk_max_consecutive_losses:
+        streak = self.losses_of(strategy_id).consecutive_losses if strategy_id else self._record.consecutive_losses
+        if streak >= self._params.risk_max_consecutive_losses:
             factor = min(factor, 0.5)
         return factor
 
@@ -241,6 +266,22 @@ class RiskManager:
             return False
         self._record = replace(updated, updated_at=now)
         return True
+
+
+def _with_losses(
+    table: Tuple[StrategyLosses, ...], strategy_id: str, pnl: float, closed_day: date
+) -> Tuple[StrategyLosses, ...]:
+    """The per-strategy table with one more closed position of `strategy_id` folded in (sorted by id)."""
+    rows = {row.strategy_id: row for row in table}
+    own = rows.get(strategy_id, StrategyLosses(strategy_id, 0, 0.0, None))
+    streak = own.consecutive_losses + 1 if pnl < 0 else 0
+    daily, day = own.daily_loss, own.daily_loss_day
+    if day is None or closed_day > day:
+        daily, day = 0.0, closed_day
+    if pnl < 0 and closed_day == day:
+        daily += -pnl
+    rows[strategy_id] = StrategyLosses(strategy_id, streak, daily, day)
+    return tuple(rows[key] for key in sorted(rows))
 
 
 def _drawdown(peak: float, equity: float) -> float:

@@ -347,10 +347,10 @@ class FakeRisk:
         )
         return True
 
-    def entries_allowed(self, vix: Optional[float]) -> bool:
+    def entries_allowed(self, vix: Optional[float], strategy_id: str = "") -> bool:
         return self.allow
 
-    def size_factor(self) -> float:
+    def size_factor(self, strategy_id: str = "") -> float:
         return 1.0
 
     def close_all_required(self) -> bool:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from persistence.records import GroupPurpose
+from persistence.codec import from_body, to_body
+from persistence.migrations import upgrade
+from persistence.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, RiskRecord
+from strategies.params import Params
+from strategies.risk import RiskManager
 from tests.crash_drill import read_store
 from tests.harness.simulation import Deployment
 
@@ -58,3 +62,62 @@ def test_an_exit_refused_for_an_unpriced_leg_escalates_and_ends_in_needs_attenti
     assert flagged and "NEEDS ATTENTION" in flagged[0].attention
     stored = read_store(deployment).positions[flagged[0].position_id]
     assert stored.attention == flagged[0].attention, "NEEDS ATTENTION is persisted"
+
+
+# -- 5. risk memory per strategy ----------------------------------------------------------------------------------
+
+
+def _closed(position_id: str, strategy_id: str, pnl: float, day: date) -> PositionRecord:
+    moment = datetime.combine(day, time(15, 0))
+    return PositionRecord(
+        position_id,
+        strategy_id,
+        f"{position_id}-entry",
+        moment,
+        -1.0,
+        (),
+        day,
+        (),
+        None,
+        100.0,
+        200.0,
+        "h",
+        status=PositionStatus.CLOSED,
+        exit_time=moment,
+        realized_pnl=pnl,
+    )
+
+
+def test_a_zero_dte_stop_streak_leaves_lt112_sizing_and_entries_alone() -> None:
+    risk = RiskManager(None, Params(), datetime(2024, 1, 2, 9, 31))
+    risk.update_equity(250_000.0, datetime(2024, 1, 5, 9, 31))
+    for n, day in enumerate((date(2024, 1, 5), date(2024, 1, 12), date(2024, 1, 19))):
+        risk.update_equity(250_000.0, datetime.combine(day, time(9, 31)))
+        risk.on_position_closed(_closed(f"z{n}", "zero_dte", -2_000.0, day), datetime.combine(day, time(15, 0)))
+    big_loss = _closed("z9", "zero_dte", -9_000.0, date(2024, 1, 19))
+    risk.on_position_closed(big_loss, datetime(2024, 1, 19, 15, 5))
+    assert risk.size_factor("zero_dte") == 0.5, "0DTE's own streak halves 0DTE"
+    assert risk.size_factor("lt112") == 1.0, "LT112 never lost: full size"
+    assert not risk.entries_allowed(15.0, "zero_dte"), "0DTE lost its daily limit today"
+    assert risk.entries_allowed(15.0, "lt112")
+
+
+def test_risk_v1_body_loads_with_no_per_strategy_losses() -> None:
+    record = RiskRecord(250_000.0, 0.0, 3, 0.0, None, 0.0, BreakerLevel.NONE, None, (), datetime(2024, 1, 2))
+    v1 = {k: v for k, v in to_body(record).items() if k != "strategy_losses"}
+    body, migrated = upgrade("risk", 1, v1)
+    assert migrated and from_body(RiskRecord, body) == record
+
+
+def test_lt112_enters_on_every_first_wednesday_over_12_weeks_while_zero_dte_loses() -> None:
+    """Seed 11, 12 weeks from 2024-01-02: 0DTE stops make a losing streak in January; LT112 still enters on its
+    schedule (2024-02-07 was skipped with 0 units at half size when the streak was shared)."""
+    deployment = Deployment(seed=11, start=date(2024, 1, 2), end=date(2024, 3, 25)).run()
+    assert deployment.runtime_error is None
+    snapshot = deployment.engine.snapshot()
+    entries = sorted(p.entry_time.date() for p in snapshot.positions.values() if p.strategy_id == "lt112")
+    assert entries == [date(2024, 1, 3), date(2024, 2, 7), date(2024, 3, 6)]
+    zero_dte_losses = [
+        p for p in snapshot.positions.values() if p.strategy_id == "zero_dte" and (p.realized_pnl or 0) < 0
+    ]
+    assert len(zero_dte_losses) >= 3, "the scenario has a 0DTE losing streak"
