@@ -12,6 +12,11 @@ accepted it). Then, for each chosen point, a fresh deployment of the same scenar
 loses everything not yet flushed, stays down while the broker keeps filling, restarts from the store and runs
 to the end.
 
+A second scenario (`refused-long`, `--scenario`): LT112's entry loses its long put (the broker cancels it) while
+the shorts fill, the broker then refuses every buy of an entry's long put on a recovery order (the completion
+child), and every restart keeps the algorithm id of the first start (a same-id live restart). Recovery must roll
+the entry back (shorts bought back first) and re-bind whatever was working at each restart.
+
 Invariants checked on every run (a failure is a violation; the drill exits 1 on any):
 - no-orphan: no open position record claims a contract the broker does not hold, and recovery never had to
   close an orphaned position ("orphan-cleaned" audit) — every exit was written ahead, so none should exist;
@@ -45,7 +50,9 @@ from persistence.ports import ListLog
 from persistence.records import GroupPurpose, GroupStatus, OrderGroupRecord, PositionRecord, PositionStatus
 from persistence.store import StateStore
 from recovery.reconcile import claims
+from tests.harness.brokerage import REJECTED, BrokerOrder, BrokerUpdate, SimulatedBrokerage
 from tests.harness.faults import CRASH_KINDS, CrashPlan, FaultPlan, LegFault
+from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.simulation import Deployment
 
 INVARIANTS = ("no-orphan", "no-untracked", "no-duplicate-entry", "no-naked-leg", "facts-kept", "ran-clean")
@@ -58,6 +65,11 @@ PROJECT_ID = 424242
 class Scenario:
     weeks: int
     seed: int
+    name: str = "base"  # "base" or "refused-long" (see the module docstring)
+
+    @property
+    def refused_long(self) -> bool:
+        return self.name == "refused-long"
 
     @property
     def end(self) -> date:
@@ -77,6 +89,8 @@ class Scenario:
 
     def faults(self) -> FaultPlan:
         # (broker submission number, leg number) -> what the broker does instead of filling it whole
+        if self.refused_long:
+            return FaultPlan(rules={(1, 1): LegFault("cancel")})  # LT112 entry: the long put is cancelled
         return FaultPlan(
             rules={
                 (1, 3): LegFault("partial", fraction=0.5, delay_steps=3),  # LT112 entry: naked puts fill in parts
@@ -96,15 +110,52 @@ class Scenario:
             faults=self.faults(),
             crash_plan=crash_plan,
             project_id=PROJECT_ID,
+            refused_long=self.refused_long,
         )
 
 
-class DrillDeployment(Deployment):
-    """A Deployment that remembers what was durable on disk at each crash (for facts-kept)."""
+REFUSAL = "Order rejected by the brokerage: buying this contract is not permitted"
+
+
+class RefusesProtectiveLongs(SimulatedBrokerage):
+    """The `refused-long` scenario's broker: every buy of a contract some entry bought (the long put of a
+    structure) is refused at placement on a recovery order (a group id with "-rec"), with a reason, as LEAN
+    reports a brokerage refusal (an Invalid order event carrying the message). Entries and exits are not
+    refused, and neither is buying back a short."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.entry_longs: Set[str] = set()
+        self.refused: List[str] = []  # broker ids of the refused orders
+
+    def place(
+        self, legs: Sequence[Tuple[Symbol, int]], tag: str, now: datetime, ready_index: int, combo: bool
+    ) -> Tuple[List[BrokerOrder], List[BrokerUpdate]]:
+        orders, updates = super().place(legs, tag, now, ready_index, combo)
+        if tag.endswith("-entry"):
+            self.entry_longs |= {str(order.symbol) for order in orders if order.quantity > 0}
+        elif "-rec" in tag:
+            for order in orders:
+                if order.quantity > 0 and str(order.symbol) in self.entry_longs and order.status != REJECTED:
+                    order.status = REJECTED
+                    self.refused.append(order.broker_id)
+                    updates.append(BrokerUpdate(order.broker_id, "reject", 0, 0.0, now, REFUSAL))
+        return orders, updates
+
+
+class DrillDeployment(Deployment):
+    """A Deployment that remembers what was durable on disk at each crash (for facts-kept). `refused_long`: the
+    broker refuses protective longs on recovery orders and every restart keeps the first algorithm id."""
+
+    def __init__(self, *args: Any, refused_long: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.durable_at_crashes: List[Dict[str, int]] = []
+        self.same_id = refused_long
+        if refused_long:
+            self.brokerage = RefusesProtectiveLongs(self.market, self.brokerage.cash, self.brokerage.faults)
+
+    def _algorithm_id(self) -> str:
+        return "L-1" if self.same_id else super()._algorithm_id()
 
     def _lose_process(self) -> None:
         super()._lose_process()
@@ -310,35 +361,31 @@ def print_table(outcomes: Sequence[RunOutcome], available: Counter[str]) -> int:
     return total_violations
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", action="store_true", help="2 weeks and a spread sample of crash points (CI)")
-    parser.add_argument("--weeks", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--per-kind", type=int, default=None, help="sample this many points per crash kind")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (the machine has 2 cores)")
-    parser.add_argument("--show", type=int, default=15, help="violations to print in full")
-    args = parser.parse_args(argv)
-    weeks = args.weeks if args.weeks is not None else (2 if args.short else 6)
-    per_kind = args.per_kind if args.per_kind is not None else (25 if args.short else None)
-    scenario = Scenario(weeks, args.seed)
+SCENARIO_NAMES = ("base", "refused-long")
+SHORT_PER_KIND = {"base": 25, "refused-long": 10}  # what --short samples per crash kind (CI time)
 
+
+def drill_scenario(scenario: Scenario, per_kind: Optional[int], jobs: int, show: int) -> int:
+    """Baseline + one crash run per chosen point; prints the table; returns the number of violations."""
     began = time.perf_counter()
     first, points = baseline(scenario)
     available = Counter(point.kind for point in points)
     scenario_violations = check(first)
     risk = first.engine.snapshot().risk if first.engine is not None else None
     print(
-        f"scenario: {weeks} weeks from {START} (seed {args.seed}), {len(first.brokerage.orders)} broker orders, "
-        f"{first.brokerage.submissions} submissions, breaker {risk.breaker.value if risk else '?'}"
+        f"scenario {scenario.name}: {scenario.weeks} weeks from {START} (seed {scenario.seed}), "
+        f"{len(first.brokerage.orders)} broker orders, {first.brokerage.submissions} submissions, "
+        f"breaker {risk.breaker.value if risk else '?'}"
     )
+    if isinstance(first.brokerage, RefusesProtectiveLongs):
+        print(f"refused protective longs in the baseline: {len(first.brokerage.refused)}; algorithm id kept: L-1")
     print(f"crash points: {dict(available)}; baseline violations: {len(scenario_violations)}")
-    for invariant, detail in scenario_violations[: args.show]:
+    for invariant, detail in scenario_violations[:show]:
         print(f"  baseline {invariant}: {detail}")
 
-    jobs = [(scenario, kind, number) for kind, number in choose(points, per_kind)]
+    jobs_list = [(scenario, kind, number) for kind, number in choose(points, per_kind)]
     outcomes: List[RunOutcome] = []
-    for outcome in _run_jobs(jobs, args.jobs):
+    for outcome in _run_jobs(jobs_list, jobs):
         outcomes.append(outcome)
         if not outcome.crashed:
             outcome.violations.append(("ran-clean", f"crash point {outcome.number} was never reached"))
@@ -347,10 +394,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shown = 0
     for outcome in outcomes:
         for invariant, detail in outcome.violations:
-            if shown < args.show:
+            if shown < show:
                 print(f"  crash at {outcome.kind} #{outcome.number}: {invariant}: {detail}")
             shown += 1
-    print(f"drill took {time.perf_counter() - began:.1f} s for {len(outcomes)} crash runs")
+    print(f"drill took {time.perf_counter() - began:.1f} s for {len(outcomes)} crash runs\n")
+    return total
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="2 weeks and a spread sample of crash points (CI)")
+    parser.add_argument("--weeks", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--scenario", choices=(*SCENARIO_NAMES, "all"), default="all")
+    parser.add_argument("--per-kind", type=int, default=None, help="sample this many points per crash kind")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (the machine has 2 cores)")
+    parser.add_argument("--show", type=int, default=15, help="violations to print in full")
+    args = parser.parse_args(argv)
+    weeks = args.weeks if args.weeks is not None else (2 if args.short else 6)
+    names = SCENARIO_NAMES if args.scenario == "all" else (args.scenario,)
+    total = 0
+    for name in names:
+        per_kind = args.per_kind if args.per_kind is not None else (SHORT_PER_KIND[name] if args.short else None)
+        total += drill_scenario(Scenario(weeks, args.seed, name), per_kind, args.jobs, args.show)
+    print(f"all scenarios: {total} invariant violation(s)")
     return 1 if total else 0
 
 

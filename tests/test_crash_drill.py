@@ -7,7 +7,16 @@ from datetime import date, datetime
 import pytest
 
 from persistence.records import ContractRecord, PositionRecord, PositionStatus, Right
-from tests.crash_drill import CrashPlan, DrillDeployment, Scenario, _whole_units, check, choose, drill_one
+from tests.crash_drill import (
+    CrashPlan,
+    DrillDeployment,
+    RefusesProtectiveLongs,
+    Scenario,
+    _whole_units,
+    check,
+    choose,
+    drill_one,
+)
 from tests.harness.brokerage import FILLED, BrokerHolding, BrokerOrder
 from tests.harness.faults import CrashPoint
 from tests.harness.lean_stub.enums import Market, OptionRight, OptionStyle
@@ -108,3 +117,19 @@ def test_one_real_crash_restarts_and_keeps_every_invariant(kind: str) -> None:
     outcome = drill_one((ONE_WEEK, kind, number))
     assert outcome.crashed and outcome.restarts == 1
     assert outcome.violations == []
+
+
+REFUSED_LONG = Scenario(weeks=1, seed=11, name="refused-long")
+
+
+def test_the_refused_long_scenario_refuses_a_completion_and_keeps_the_algorithm_id() -> None:
+    plan = CrashPlan()
+    deployment = REFUSED_LONG.deployment(plan).run()
+    assert check(deployment) == []
+    assert isinstance(deployment.brokerage, RefusesProtectiveLongs) and deployment.brokerage.refused
+    assert deployment.broker_holdings() == {} or deployment.engine.snapshot().open_positions()
+    # a crash just before the completion child reaches the broker: the restart keeps the id and rolls back
+    number = next(p.number for p in plan.points if p.kind == "order-submit" and "-rec" in p.detail)
+    crashed = REFUSED_LONG.deployment(CrashPlan(crash_at=(number,))).run()
+    assert [run.algorithm_id for run in crashed.runs] == ["L-1", "L-1"]  # a same-id restart
+    assert check(crashed) == []
