@@ -31,6 +31,7 @@ from persistence.store import StateStore
 from strategies.contracts import contract_key
 from strategies.dashboard import ChartPort, Dashboard, DashboardFacts, SeriesSpec, Thresholds, recovery_steps_since
 from strategies.engine import TradingEngine
+from strategies.limits import record_limits
 from strategies.params import Params
 from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
 
@@ -77,6 +78,21 @@ class LeanObjectStore(ObjectStorePort):
             raise KeyError(key)
         self.sizes[key] = len(str(text).encode("utf-8"))
         return str(text)
+
+    def read_bytes(self, key: str) -> bytes:
+        # ObjectStore.ReadBytes: the stored bytes as they are (Read would turn bytes that are not UTF-8 into
+        # U+FFFD, so a quarantine copy could not keep them); pythonnet hands back a System.Byte[]
+        data = self._algorithm.object_store.read_bytes(key)
+        if data is None:  # a key registered by get_file_path with no file reads as null
+            raise KeyError(key)
+        stored = bytes(bytearray(data))
+        self.sizes[key] = len(stored)
+        return stored
+
+    def quota(self) -> tuple[int, int]:
+        # ObjectStore.MaxFiles / MaxSize (LocalObjectStore: Controls.StorageFileCount / StorageLimit)
+        store = self._algorithm.object_store
+        return int(store.max_files), int(store.max_size)
 
     def contains_key(self, key: str) -> bool:
         return bool(self._algorithm.object_store.contains_key(key))
@@ -434,7 +450,8 @@ class CrashSafeTemplate(QCAlgorithm):
             prefix=self.get_parameter("state-namespace", "crashsafe"),
         )
         store_port = LeanObjectStore(self)
-        self._store = StateStore(store_port, namespace, lambda: self.utc_time, self._log)
+        limits = record_limits(self._params)
+        self._store = StateStore(store_port, namespace, lambda: self.utc_time, self._log, record_limits=limits)
         self._engine = TradingEngine(self._store, LeanBroker(self), self._params, self._log)
         with self._lock:
             self._engine.start(self.time)

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict
 
+from persistence.bounds import text_problem
 from persistence.codec import canonical_json
 
 _BODY_START = '{"body":'
@@ -56,12 +57,16 @@ def seal(schema: str, version: int, seq: int, saved_at: str, body_text: str) -> 
 
 
 def open_envelope(text: str) -> Envelope:
-    """Parse and verify; EnvelopeError says what is wrong (empty, not JSON, not an envelope, bad checksum)."""
+    """Parse and verify; EnvelopeError says what is wrong (empty, too big or too deep to parse, not JSON, not
+    an envelope, bad checksum). Bounded: the text is checked by bounds.text_problem before json.loads."""
     if not text:
         raise EnvelopeError("empty value (a write that died before its first byte)")
+    problem = text_problem(text)
+    if problem is not None:
+        raise EnvelopeError(problem)
     try:
         raw = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise EnvelopeError(f"not JSON, truncated or damaged ({error.__class__.__name__}: {error})") from None
     if type(raw) is not dict or raw.keys() != ENVELOPE_FIELDS:
         keys = sorted(raw) if type(raw) is dict else type(raw).__name__

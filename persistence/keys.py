@@ -12,8 +12,9 @@ an earlier run to continue. Live has one namespace per project and never looks a
 
 Layout under a namespace root (`Namespace.root`):
 
-    records/<name>-a.json, records/<name>-b.json   two slots per record (see store.py)
-    manifest-a.json, manifest-b.json               which records exist, with their latest seq
+    records/<name>-a.json, records/<name>-b.json   two slots per record (see store.py); -c and -d are
+                                                   spares for a slot whose bad value is left in place
+    manifest-a.json, manifest-b.json               which records exist, with their latest seq (spares too)
     quarantine/<escaped original>-<digest>.json    copies of bad data, never read back as state
 """
 
@@ -27,6 +28,9 @@ LEAN_KEY_PATTERN = re.compile(r"^\.?[a-zA-Z0-9\\/_#\-\$= ]+\.?[a-zA-Z0-9]*$")
 MAX_SEPARATORS = 100  # LEAN also refuses more than 100 '/' or '\'
 DEFAULT_PREFIX = "crashsafe"
 SLOTS = ("a", "b")
+# used instead of a slot whose value is quarantined: that key is left untouched until a person clears it
+SPARE_SLOTS = ("c", "d")
+ALL_SLOTS = SLOTS + SPARE_SLOTS
 EXTENSION = ".json"
 RECORDS_FOLDER = "records"
 QUARANTINE_FOLDER = "quarantine"
@@ -136,13 +140,13 @@ class Namespace:
         return check_key(f"{self.root}/{relative}")
 
     def record_key(self, record_name: str, slot: str) -> str:
-        if slot not in SLOTS:
-            raise ValueError(f"slot must be one of {SLOTS}, not {slot!r}")
+        if slot not in ALL_SLOTS:
+            raise ValueError(f"slot must be one of {ALL_SLOTS}, not {slot!r}")
         return self.key(f"{RECORDS_FOLDER}/{escape_segment(record_name)}-{slot}{EXTENSION}")
 
     def manifest_key(self, slot: str) -> str:
-        if slot not in SLOTS:
-            raise ValueError(f"slot must be one of {SLOTS}, not {slot!r}")
+        if slot not in ALL_SLOTS:
+            raise ValueError(f"slot must be one of {ALL_SLOTS}, not {slot!r}")
         return self.key(f"{MANIFEST_NAME}-{slot}{EXTENSION}")
 
     def quarantine_key(self, original_key: str, digest: str) -> str:
@@ -168,7 +172,7 @@ def parse_record_key(relative: str) -> Optional[Tuple[str, str]]:
     if not relative.startswith(folder) or not relative.endswith(EXTENSION):
         return None
     stem = relative[len(folder) : -len(EXTENSION)]
-    if "/" in stem or len(stem) < 3 or stem[-2] != "-" or stem[-1] not in SLOTS:
+    if "/" in stem or len(stem) < 3 or stem[-2] != "-" or stem[-1] not in ALL_SLOTS:
         return None
     escaped = stem[:-2]
     name = unescape_segment(escaped)
@@ -178,7 +182,7 @@ def parse_record_key(relative: str) -> Optional[Tuple[str, str]]:
 
 
 def parse_manifest_key(relative: str) -> Optional[str]:
-    for slot in SLOTS:
+    for slot in ALL_SLOTS:
         if relative == f"{MANIFEST_NAME}-{slot}{EXTENSION}":
             return slot
     return None
@@ -189,9 +193,11 @@ def is_quarantine_key(relative: str) -> bool:
 
 
 __all__ = [
+    "ALL_SLOTS",
     "DEFAULT_PREFIX",
     "LEAN_KEY_PATTERN",
     "SLOTS",
+    "SPARE_SLOTS",
     "KeyRuleError",
     "Namespace",
     "check_key",

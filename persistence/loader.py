@@ -1,28 +1,34 @@
 """Reading a namespace back: pick the newest valid slot of every record, check it against the manifest,
 quarantine whatever is not valid state, and never raise.
 
-What counts as bad (each one is copied to a quarantine key, logged with the key and the reason, listed in
+What counts as bad (each one is handed to quarantine.py, logged once with the key and the reason, listed in
 `LoadResult.quarantined`; loading goes on with the other slot and the other records):
+- a value that cannot be read, is not UTF-8, is too big or nested too deep to parse (bounds.py);
 - empty, truncated or non-JSON text; JSON that is not an envelope; a bad checksum;
 - a schema version newer than this code, or one with no upgrade step;
 - a schema that does not match the key (`group-x` holding a `position`), a record naming itself differently
   from its key, an unknown or derived (forbidden) field, a missing field, a wrong type;
-- any key under our namespace that this template does not write (foreign keys).
-The original is never deleted: the next save to that slot overwrites it, which is fine.
+- a record that decodes but is impossible (validation.py: fills beyond the order, signs against the side,
+  quantities no strategy here could have sent, duplicate ids, time running backwards);
+- any key under our namespace that this template does not write (foreign keys: listed, never read);
+- anything else that raises while one slot is read (any exception type): that slot is quarantined.
+The original is never deleted or overwritten: its key is reported in `LoadOutcome.blocked` and the store
+writes around it (spare slots). Work is bounded: one read and one bounded parse per slot.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from persistence.archive import ArchiveRecord
+from persistence.bounds import MAX_VALUE_CHARS
 from persistence.codec import RecordError, from_body
 from persistence.envelope import EnvelopeError, open_envelope
 from persistence.keys import Namespace, is_quarantine_key, parse_manifest_key, parse_record_key
 from persistence.migrations import MigrationError, upgrade
 from persistence.ports import LogPort, ObjectStorePort
+from persistence.quarantine import Quarantine, QuarantineBudget, QuarantineEntry
 from persistence.records import (
     AuditRecord,
     OrderGroupRecord,
@@ -32,15 +38,9 @@ from persistence.records import (
     StrategyStateRecord,
 )
 from persistence.schemas import MANIFEST_SCHEMA, MANIFEST_VERSION, SCHEMA_TYPES, schema_for_name
+from persistence.validation import RecordCheck, check_record
 
 StoredRecord = Union[Record, ArchiveRecord]
-
-
-@dataclass(frozen=True)
-class QuarantineEntry:
-    key: str  # the bad original (left in place)
-    quarantine_key: Optional[str]  # where the copy is; None when it could not be written
-    reason: str
 
 
 @dataclass
@@ -83,42 +83,42 @@ class LoadOutcome:
     manifest: Dict[str, int]
     manifest_slot: Optional[SlotState]
     leftover_keys: List[str]
+    blocked: Set[str] = field(default_factory=set)  # quarantined slot keys: never written by the store
+    failed: bool = False  # the key listing failed: nothing is known about what is stored
 
 
 _Candidate = Tuple[int, str, Any, bool]  # seq, slot, record (or manifest dict), migrated
 
 
-def load_namespace(port: ObjectStorePort, namespace: Namespace, log: LogPort) -> LoadOutcome:
+def load_namespace(
+    port: ObjectStorePort,
+    namespace: Namespace,
+    log: LogPort,
+    check: RecordCheck = check_record,
+    budget: Optional[QuarantineBudget] = None,
+) -> LoadOutcome:
+    """Never raises for any stored content; `check` is the semantic validation run after decoding."""
     result = LoadResult()
     outcome = LoadOutcome(result, {}, {}, {}, {}, None, [])
     try:
-        keys = [key for key in port.keys() if namespace.owns(key)]
+        all_keys = [str(key) for key in port.keys()]
     except Exception as error:  # a failing store must not stop the algorithm; it starts with nothing
         log.error(f"STATE LOAD FAILED: cannot list ObjectStore keys ({error!r}); starting with no saved state")
+        outcome.failed = True
         return outcome
+    quarantine = Quarantine(port, namespace, log, budget or QuarantineBudget())
+    quarantine.start(all_keys)
+    record_slots, manifest_slots = _sort_keys(all_keys, namespace, quarantine)
 
-    def quarantine(key: str, text: Optional[str], reason: str) -> None:
-        result.quarantined.append(_quarantine(port, namespace, log, (key, text, reason)))
+    def bad(key: str, data: Optional[bytes], reason: str) -> None:
+        outcome.blocked.add(key)
+        result.quarantined.append(quarantine.add(key, data, reason))
 
-    record_slots: Dict[str, Dict[str, str]] = {}
-    manifest_slots: Dict[str, str] = {}
-    for key in sorted(keys):
-        relative = namespace.relative(key) or ""
-        if is_quarantine_key(relative):
-            continue
-        manifest_slot = parse_manifest_key(relative)
-        parsed = parse_record_key(relative)
-        if manifest_slot is not None:
-            manifest_slots[manifest_slot] = key
-        elif parsed is not None and schema_for_name(parsed[0]) is not None:
-            record_slots.setdefault(parsed[0], {})[parsed[1]] = key
-        else:
-            quarantine(key, _read_or_none(port, key), "foreign key under our namespace (not written by this template)")
-
+    reader = _SlotReader(port, bad, check)
     manifest_candidates = [
         candidate
         for slot, key in manifest_slots.items()
-        if (candidate := _read_slot(port, key, slot, (MANIFEST_SCHEMA, None), quarantine)) is not None
+        if (candidate := reader.read(key, slot, (MANIFEST_SCHEMA, None))) is not None
     ]
     if manifest_candidates:
         seq, slot, manifest, _ = max(manifest_candidates, key=lambda candidate: candidate[0])
@@ -129,8 +129,8 @@ def load_namespace(port: ObjectStorePort, namespace: Namespace, log: LogPort) ->
         schema = schema_for_name(name) or ""
         candidates = [
             candidate
-            for slot, key in slots.items()
-            if (candidate := _read_slot(port, key, slot, (schema, name), quarantine)) is not None
+            for slot, key in sorted(slots.items())
+            if (candidate := reader.read(key, slot, (schema, name))) is not None
         ]
         if not candidates:
             continue
@@ -140,7 +140,36 @@ def load_namespace(port: ObjectStorePort, namespace: Namespace, log: LogPort) ->
         outcome.seq_floor[name] = seq
         if migrated:
             result.migrated.append(name)
+    _settle_archive_and_manifest(outcome, record_slots)
+    quarantine.finish()
+    result.quarantined = list(quarantine.entries)
+    return outcome
 
+
+def _sort_keys(
+    all_keys: List[str], namespace: Namespace, quarantine: Quarantine
+) -> Tuple[Dict[str, Dict[str, str]], Dict[str, str]]:
+    """(record name -> slot -> key, manifest slot -> key); foreign keys go to quarantine (listed, not read)."""
+    record_slots: Dict[str, Dict[str, str]] = {}
+    manifest_slots: Dict[str, str] = {}
+    for key in sorted(key for key in all_keys if namespace.owns(key)):
+        relative = namespace.relative(key) or ""
+        if is_quarantine_key(relative):
+            continue
+        manifest_slot = parse_manifest_key(relative)
+        parsed = parse_record_key(relative)
+        if manifest_slot is not None:
+            manifest_slots[manifest_slot] = key
+        elif parsed is not None and schema_for_name(parsed[0]) is not None:
+            record_slots.setdefault(parsed[0], {})[parsed[1]] = key
+        else:
+            quarantine.add(key, None, "foreign key under our namespace (not written by this template; left in place)")
+    return record_slots, manifest_slots
+
+
+def _settle_archive_and_manifest(outcome: LoadOutcome, record_slots: Dict[str, Dict[str, str]]) -> None:
+    """Drop retired leftovers from the live records, report lost and stale names, file the result."""
+    result = outcome.result
     archive = outcome.records.get("archive")
     retired: Dict[str, int] = {}
     if isinstance(archive, ArchiveRecord):
@@ -153,7 +182,7 @@ def load_namespace(port: ObjectStorePort, namespace: Namespace, log: LogPort) ->
         if name in outcome.records and outcome.slots[name].seq <= retired_seq:
             # archived, but its slots were not deleted before the process ended: not live state
             del outcome.records[name]
-            outcome.leftover_keys.extend(record_slots[name].values())
+            outcome.leftover_keys.extend(k for k in record_slots[name].values() if k not in outcome.blocked)
 
     for name, listed_seq in sorted(outcome.manifest.items()):
         outcome.seq_floor[name] = max(outcome.seq_floor.get(name, 0), listed_seq)
@@ -167,7 +196,6 @@ def load_namespace(port: ObjectStorePort, namespace: Namespace, log: LogPort) ->
         result.seqs[name] = outcome.slots[name].seq
         _file_result(result, record)
     result.retired_leftovers = sorted(outcome.leftover_keys)
-    return outcome
 
 
 def _file_result(result: LoadResult, record: StoredRecord) -> None:
@@ -183,28 +211,40 @@ def _file_result(result: LoadResult, record: StoredRecord) -> None:
         result.audit = record
 
 
-def _read_or_none(port: ObjectStorePort, key: str) -> Optional[str]:
-    try:
-        return port.read(key)
-    except Exception:
+class _SlotReader:
+    """Reads one slot into (seq, slot, record, migrated), or reports it bad and returns None. Every failure of
+    one slot, of any exception type, ends there (BaseException, e.g. a simulated crash, is not caught)."""
+
+    def __init__(
+        self, port: ObjectStorePort, bad: Callable[[str, Optional[bytes], str], None], check: RecordCheck
+    ) -> None:
+        self._port = port
+        self._bad = bad
+        self._check = check
+
+    def read(self, key: str, slot: str, expected: Tuple[str, Optional[str]]) -> Optional[_Candidate]:
+        """`expected` is (schema, record name); name None = the manifest."""
+        try:
+            data = read_stored_bytes(self._port, key)
+        except Exception as error:
+            self._bad(key, None, f"unreadable (read raised {type(error).__name__}: {str(error)[:200]})")
+            return None
+        try:
+            return self._decode(data, slot, expected)
+        except (EnvelopeError, MigrationError, RecordError) as error:
+            self._bad(key, data, str(error)[:400])
+        except Exception as error:  # a bug or an input nobody foresaw: still only this slot is lost
+            self._bad(key, data, f"loading raised {type(error).__name__}: {str(error)[:200]}")
         return None
 
-
-def _read_slot(
-    port: ObjectStorePort,
-    key: str,
-    slot: str,
-    expected: Tuple[str, Optional[str]],
-    quarantine: Callable[[str, Optional[str], str], None],
-) -> Optional[_Candidate]:
-    """One slot as (seq, slot, record, migrated), or None after quarantining it. `expected` is (schema, record
-    name); name None = the manifest."""
-    schema, name = expected
-    text = _read_or_none(port, key)
-    if text is None:
-        quarantine(key, None, "unreadable (read raised)")
-        return None
-    try:
+    def _decode(self, data: bytes, slot: str, expected: Tuple[str, Optional[str]]) -> _Candidate:
+        schema, name = expected
+        if len(data) > MAX_VALUE_CHARS:
+            raise EnvelopeError(f"value of {len(data):,} bytes is over the {MAX_VALUE_CHARS:,} limit; not parsed")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise EnvelopeError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
         envelope = open_envelope(text)
         if envelope.schema != schema:
             raise RecordError(f"schema {envelope.schema!r} does not match the key (expects {schema!r})")
@@ -214,10 +254,23 @@ def _read_slot(
         record: Any = from_body(SCHEMA_TYPES[schema], body)
         if record.record_name != name:
             raise RecordError(f"the record names itself {record.record_name!r}, the key says {name!r}")
+        problem = self._check(record)
+        if problem is not None:
+            raise RecordError(f"impossible {schema} record: {problem}")
         return envelope.seq, slot, record, migrated
-    except (EnvelopeError, MigrationError, RecordError) as error:
-        quarantine(key, text, str(error))
-        return None
+
+
+def read_stored_bytes(port: ObjectStorePort, key: str) -> bytes:
+    """The stored bytes of `key`. LEAN's ObjectStore.ReadBytes when the port has it (`read_bytes`), so bytes
+    that are not UTF-8 are seen as such; else the text of `read` (LEAN's Read decodes UTF-8 with U+FFFD for
+    bad bytes, ObjectStore.Read / Encoding.UTF8.GetString) encoded back."""
+    read_bytes = getattr(port, "read_bytes", None)
+    if callable(read_bytes):
+        data = read_bytes(key)
+        if data is None:  # LocalObjectStore.ReadBytes returns null for a key registered with no content
+            raise KeyError(f"{key} has no content")
+        return data if type(data) is bytes else bytes(bytearray(data))
+    return port.read(key).encode("utf-8", errors="surrogatepass")
 
 
 def _manifest_body(version: int, body: Dict[str, Any]) -> Dict[str, int]:
@@ -229,29 +282,6 @@ def _manifest_body(version: int, body: Dict[str, Any]) -> Dict[str, int]:
     ):
         raise RecordError("manifest body must be {'records': {name: seq}}")
     return dict(records)
-
-
-def _quarantine(
-    port: ObjectStorePort, namespace: Namespace, log: LogPort, bad: Tuple[str, Optional[str], str]
-) -> QuarantineEntry:
-    """Copy the bad value (key, text or None when unreadable, reason) to a quarantine key, once per distinct
-    content, and say so loudly."""
-    key, text, reason = bad
-    if text is None:
-        log.error(f"QUARANTINE {key}: {reason}; the value could not be read, so no copy was made")
-        return QuarantineEntry(key, None, reason)
-    digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:16]
-    quarantine_key: Optional[str] = namespace.quarantine_key(key, digest)
-    try:
-        assert quarantine_key is not None
-        if not port.contains_key(quarantine_key) and not port.save(quarantine_key, text):
-            log.error(f"QUARANTINE {key}: could not write the copy to {quarantine_key} (store full or read-only)")
-            quarantine_key = None
-    except Exception as error:
-        log.error(f"QUARANTINE {key}: copying to {quarantine_key} raised {error!r}")
-        quarantine_key = None
-    log.error(f"QUARANTINE {key} -> {quarantine_key}: {reason}; loading goes on without it")
-    return QuarantineEntry(key, quarantine_key, reason)
 
 
 __all__ = ["LoadOutcome", "LoadResult", "QuarantineEntry", "SlotState", "StoredRecord", "load_namespace"]

@@ -44,8 +44,10 @@ def _position_v1_to_v2(body: Body) -> Body:
 
 
 # order_group v1 kept an ENTRY's plan facts in its decision text, e.g. "[plan target=150.0 max_loss=300.0 vix=15.0]"
-# ("vix=none" without VIX data); every later decision text carried the note along
-_V1_PLAN_NOTE = re.compile(r"\s*\[plan target=([-0-9.eE+]+) max_loss=([-0-9.eE+]+) vix=([-0-9.eE+]+|none)\]")
+# ("vix=none" without VIX data); every later decision text carried the note along. The pattern starts at the
+# note's literal "[" and the leading whitespace is cut with rstrip: a leading \s* searched from every position
+# is quadratic in a run of spaces (40,000 spaces took 2 s), and the load path must stay linear.
+_V1_PLAN_NOTE = re.compile(r"\[plan target=([-0-9.eE+]++) max_loss=([-0-9.eE+]++) vix=([-0-9.eE+]++|none)\]")
 
 
 def _number(text: str) -> Optional[float]:
@@ -55,18 +57,29 @@ def _number(text: str) -> Optional[float]:
         return None
 
 
+def _find_plan_note(text: str) -> Optional[Tuple[re.Match[str], int]]:
+    """The first well-formed plan note and where it starts with its leading whitespace. Linear: the pattern
+    opens with literal text and its number runs are possessive, so each start position costs a bounded
+    prefix compare plus one run that ends at a character no later attempt starts inside."""
+    match = _V1_PLAN_NOTE.search(text)
+    if match is None:
+        return None
+    return match, len(text[: match.start()].rstrip())
+
+
 def _order_group_v1_to_v2(body: Body) -> Body:
     # the plan facts become fields, read from the v1 note when there is one (else None); the note leaves the
     # decision text, so each fact has one home
     upgraded = dict(body)
     decision = upgraded.get("decision")
     text = decision if isinstance(decision, str) else ""
-    match = _V1_PLAN_NOTE.search(text)
+    found = _find_plan_note(text)
     target = max_loss = vix = None
-    if match is not None:
+    if found is not None:
+        match, note_start = found
         target, max_loss = _number(match.group(1)), _number(match.group(2))
         vix = None if match.group(3) == "none" else _number(match.group(3))
-        rest = (text[: match.start()] + text[match.end() :]).strip()
+        rest = (text[:note_start] + text[match.end() :]).strip()
         upgraded["decision"] = rest or None
     upgraded.setdefault("profit_target", target)
     upgraded.setdefault("max_loss", max_loss)

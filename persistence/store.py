@@ -28,6 +28,12 @@ Invariants
    the record stays dirty and is retried by the next `put` or `save_dirty`.
 7. `put` of an unchanged record writes nothing; `save_dirty` with nothing dirty does no encoding and makes
    no port call.
+8. Loading happens once per store (`load_all`), whatever it finds: it never raises and is never retried by a
+   later save. A slot whose value was quarantined is never written (the original stays for a person to
+   read): the record uses the first two of its slots a, b, c, d whose keys are not quarantined. A load that
+   could not even list the keys starts its seqs above the clock's milliseconds, so a later load still
+   prefers what this run writes over anything older it could not see.
+9. The findings of a load are audited in one batch (counts and a bounded list per kind), not per record.
 
 Writes that must be durable before an order is placed: `put(record, immediate=True)` and then `flush()`.
 """
@@ -35,14 +41,15 @@ Writes that must be durable before an order is placed: `put(record, immediate=Tr
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Callable, Dict, FrozenSet, List, Optional, Set
 
 from persistence.archive import ArchiveLimits, ArchiveRecord, archive_with
 from persistence.codec import RecordError, canonical_json, to_body
 from persistence.envelope import seal
-from persistence.keys import SLOTS, Namespace
+from persistence.keys import ALL_SLOTS, SLOTS, Namespace
 from persistence.loader import (
+    LoadOutcome,
     LoadResult,
     QuarantineEntry,
     SlotState,
@@ -50,6 +57,7 @@ from persistence.loader import (
     load_namespace,
 )
 from persistence.ports import LogPort, ObjectStorePort
+from persistence.quarantine import QuarantineBudget
 from persistence.records import AuditEntry, AuditRecord, OrderGroupRecord, PositionRecord
 from persistence.schemas import (
     CURRENT_VERSION,
@@ -59,8 +67,10 @@ from persistence.schemas import (
     schema_for_name,
     schema_of,
 )
+from persistence.validation import RecordLimits, record_check
 
 _MANIFEST = "\x00manifest"  # internal name for the manifest's slot state (no record can be named so)
+_FINDINGS_LISTED = 10  # names listed per kind in the one audit entry of a load
 
 
 class StateStore:
@@ -79,6 +89,8 @@ class StateStore:
         audit_max_entries: int = 200,
         audit_max_bytes: int = 48 * 1024,
         archive_limits: Optional[ArchiveLimits] = None,
+        record_limits: Optional[RecordLimits] = None,
+        quarantine_budget: Optional[QuarantineBudget] = None,
     ) -> None:
         self.port = port
         self.namespace = namespace
@@ -91,6 +103,9 @@ class StateStore:
         self._audit_max_entries = audit_max_entries
         self._audit_max_bytes = audit_max_bytes
         self._archive_limits = archive_limits if archive_limits is not None else ArchiveLimits()
+        self._check = record_check(record_limits or RecordLimits())
+        self._quarantine_budget = quarantine_budget
+        self._blocked: Set[str] = set()  # quarantined slot keys: left untouched, never written
         self._loaded = False
         self._records: Dict[str, StoredRecord] = {}
         self._body_text: Dict[str, str] = {}  # canonical body of a dirty record, encoded once by put
@@ -102,20 +117,29 @@ class StateStore:
         self._manifest_dirty = False
         self._retiring: Dict[str, int] = {}  # record name -> archive seq that must be on disk first
         self._keys: Dict[str, str] = {}  # (name + slot) -> key, built once
+        self._seq_base = 0  # seqs start above this (the clock's milliseconds after a load that saw nothing)
 
     # -- reading -------------------------------------------------------------------------------------------------
 
     def load_all(self) -> LoadResult:
-        """The start-up read: newest valid version of every record; never raises on bad data (see loader.py)."""
-        outcome = load_namespace(self.port, self.namespace, self._log)
+        """The start-up read: newest valid version of every record; never raises on bad data (see loader.py).
+        Runs once: the store is marked loaded before reading, so nothing a later save does repeats it."""
         self._loaded = True
+        try:
+            outcome = load_namespace(self.port, self.namespace, self._log, self._check, self._quarantine_budget)
+        except Exception as error:  # loader.py never raises by design; if it does, start empty, do not retry
+            self._log.error(f"STATE LOAD FAILED: {error!r}; starting with no saved state")
+            outcome = LoadOutcome(LoadResult(), {}, {}, {}, {}, None, [], failed=True)
         self._records = dict(outcome.records)
+        self._blocked = set(outcome.blocked)
         self._body_text.clear()
         self._dirty.clear()
         self._failed.clear()
         self._retiring.clear()
         self._seq = dict(outcome.seq_floor)
         self._slots = dict(outcome.slots)
+        if outcome.failed:
+            self._seq_base = int(self._clock().replace(tzinfo=UTC).timestamp() * 1000)
         if outcome.manifest_slot is not None:
             self._slots[_MANIFEST] = outcome.manifest_slot
             self._seq[_MANIFEST] = outcome.manifest_slot.seq
@@ -125,17 +149,35 @@ class StateStore:
         # the archive was just read from disk, so leftovers of retired records can go now (invariant 5)
         for key in outcome.leftover_keys:
             self._delete(key)
-        for entry in result.quarantined:
-            self.audit("quarantine", f"{entry.reason} (copy: {entry.quarantine_key})", entry.key)
-        for name in result.lost:
+        self._audit_findings(result)
+        for name in result.lost[:_FINDINGS_LISTED]:
             self._log.error(f"STATE LOST: {name} is in the manifest but no valid copy was found")
-            self.audit("lost", "listed in the manifest, no valid slot", name)
-        for name in result.stale:
+        if len(result.lost) > _FINDINGS_LISTED:
+            self._log.error(f"STATE LOST: {len(result.lost) - _FINDINGS_LISTED} more record(s) not listed above")
+        for name in result.stale[:_FINDINGS_LISTED]:
             self._log.error(f"STATE STALE: {name} loaded an older version than the manifest lists")
-            self.audit("stale", "older slot than the manifest lists", name)
         if result.migrated:
             self._log.info(f"state migrated to the current schema versions: {', '.join(sorted(result.migrated))}")
         return result
+
+    def _audit_findings(self, result: LoadResult) -> None:
+        """One audit entry per kind of finding (new quarantines, lost, stale), each with its count and the first
+        names, added in one put: the trail is encoded once per load, not once per record."""
+        new = [entry for entry in result.quarantined if not entry.known]
+        kinds = (
+            ("quarantine", [f"{e.key} ({e.reason[:80]}; copy: {e.quarantine_key})" for e in new]),
+            ("lost", [f"{name} (listed in the manifest, no valid slot)" for name in result.lost]),
+            ("stale", [f"{name} (older slot than the manifest lists)" for name in result.stale]),
+        )
+        entries = []
+        for kind, items in kinds:
+            if items:
+                listed = "; ".join(items[:_FINDINGS_LISTED])
+                more = f" (+{len(items) - _FINDINGS_LISTED} more)" if len(items) > _FINDINGS_LISTED else ""
+                ref = items[0].split(" ", 1)[0] if len(items) == 1 else f"{len(items)} records"
+                entries.append((kind, f"{len(items)} at load: {listed}{more}", ref))
+        if entries:
+            self._audit_many(entries)
 
     def get(self, record_name: str) -> Optional[StoredRecord]:
         """The current version of a record (saved or not yet)."""
@@ -227,10 +269,14 @@ class StateStore:
 
     def audit(self, kind: str, message: str, ref: str = "") -> None:
         """Append to the bounded audit trail (saved by the next save_dirty)."""
+        self._audit_many([(kind, message, ref)])
+
+    def _audit_many(self, items: List[tuple[str, str, str]]) -> None:
         current = self._records.get("audit")
         entries = current.entries if isinstance(current, AuditRecord) else ()
-        entry = AuditEntry(self._clock(), kind[:40], message[:400], ref[:120])
-        kept = list((*entries, entry)[-self._audit_max_entries :])
+        now = self._clock()
+        added = [AuditEntry(now, kind[:40], message[:400], ref[:120]) for kind, message, ref in items]
+        kept = list((*entries, *added)[-self._audit_max_entries :])
         size = sum(_entry_size(item) for item in kept)
         while size > self._audit_max_bytes and len(kept) > 1:
             size -= _entry_size(kept.pop(0))
@@ -277,17 +323,30 @@ class StateStore:
             self._keys[cache_key] = key
         return key
 
+    def _usable_slots(self, name: str) -> tuple[str, str]:
+        """The two slots this record writes: the first of a, b, c, d whose keys hold no quarantined value."""
+        if not self._blocked:
+            return SLOTS
+        usable = [slot for slot in ALL_SLOTS if self._key(name, slot) not in self._blocked]
+        if len(usable) >= 2:
+            return usable[0], usable[1]
+        if len(usable) == 1:  # three bad values for one record: one slot left, a torn write costs a version
+            return usable[0], usable[0]
+        self._log.error(f"STATE: every slot of {name} holds a quarantined value; overwriting slot a and b")
+        return SLOTS
+
     def _next_slot(self, name: str) -> str:
+        first, second = self._usable_slots(name)
         state = self._slots.get(name)
         if state is None:
-            return SLOTS[0]
+            return first
         known_durable = state.durable_seq >= state.seq or self._wall() - state.written_at >= self._durable_after
-        if known_durable:
-            return SLOTS[1] if state.slot == SLOTS[0] else SLOTS[0]
+        if known_durable or state.slot not in (first, second):
+            return second if state.slot == first else first
         return state.slot  # keep rewriting the not-yet-durable slot; the other one holds the durable version
 
     def _save(self, name: str, schema: str, version: int, body_text: str) -> bool:
-        seq = self._seq.get(name, 0) + 1
+        seq = max(self._seq.get(name, 0), self._seq_base) + 1
         slot = self._next_slot(name)
         key = self._key(name, slot)
         text = seal(schema, version, seq, self._clock().isoformat(), body_text)
@@ -338,7 +397,7 @@ class StateStore:
         aged = self._wall() - archive.written_at >= self._delete_after
         for name, needed_seq in list(self._retiring.items()):
             if archive.durable_seq >= needed_seq or (archive.seq >= needed_seq and aged):
-                for slot in SLOTS:
+                for slot in set(self._usable_slots(name)):
                     self._delete(self._key(name, slot))
                 del self._retiring[name]
                 self._slots.pop(name, None)

@@ -78,10 +78,10 @@ class EngineRecovery(EngineOrders):
             # Start empty; reconcile adopts whatever holdings show, so nothing held is left unmanaged.
             self._alert("load-failed", f"loading saved state failed ({error!r}); starting empty, reconcile decides")
             strategies, risk_record, lost, stale = {}, None, (), ()
-        for name in lost:
-            self._alert("lost", f"record {name} could not be loaded; holdings will be reconciled", name)
-        for name in stale:
-            self._alert("stale", f"record {name} loaded at an older version than last saved", name)
+        if lost or stale:
+            # the store has logged and audited them, once per load in one batch (per record it cost O(records x
+            # audit size) and repeated every line); what they held at the broker is settled by reconcile
+            self._log.info(f"engine: {len(lost)} lost and {len(stale)} stale record(s); holdings will be reconciled")
         self._risk = self._risk_factory(risk_record, self._params, now)
         self._saved_risk = risk_record
         if risk_record is None:

@@ -246,3 +246,32 @@ def test_an_order_refused_by_the_pre_order_checks_carries_its_reason_in_the_tick
     ticket.message = "The security does not have an accurate price"
     response = ticket.submit_request.response
     assert response.is_error and response.error_message == "The security does not have an accurate price"
+
+
+def test_object_store_limits_count_every_other_key_and_a_registered_key_as_a_file() -> None:
+    """Engine/Storage/LocalObjectStore.cs IsWithinStorageLimit: the saved key counts 1 file and its length, every
+    other key in memory or on disk 1 file and its length, the replaced key is skipped; over MaxFiles or MaxSize the
+    save returns False (HandleStorageLimitExceeded outside research). GetFilePath of an unknown key registers it
+    through SaveBytes(path, null): the same check, and from then on it counts as a file."""
+    store = SimulatedObjectStore(max_size=10, max_files=3)
+    assert store.save("a", "12345") and store.save("b", "1234")
+    assert store.save("a", "123456") is True  # replacing: a's old 5 bytes are not counted twice (6 + 4 = 10)
+    assert store.save("c", "1") is False  # 6 + 4 + 1 > 10 bytes
+    store.get_file_path("registered")  # a third file, 0 bytes
+    assert store.save("d", "") is False  # a fourth file: over MaxFiles, although it has no bytes
+    assert store.stored_files() == 3
+    full = SimulatedObjectStore(max_size=10, max_files=1)
+    full.save("x", "1")
+    full.get_file_path("refused")  # over the file limit: not registered
+    assert not full.contains_key("refused")
+
+
+def test_object_store_read_replaces_bad_utf8_and_read_bytes_keeps_the_bytes() -> None:
+    """Common/Storage/ObjectStore.cs Read: Encoding.UTF8.GetString(ReadBytes(path)), which replaces every
+    invalid sequence with U+FFFD and never throws; ReadBytes returns the stored bytes unchanged. MaxFiles and
+    MaxSize are properties of the same object (Controls.StorageFileCount / StorageLimit)."""
+    store = SimulatedObjectStore()
+    store.save_bytes("k", b'{"a":"\xff\xfe"}')
+    assert store.read("k") == '{"a":"\ufffd\ufffd"}'
+    assert store.read_bytes("k") == b'{"a":"\xff\xfe"}'
+    assert isinstance(store.max_files, int) and isinstance(store.max_size, int)

@@ -15,7 +15,16 @@ Where it follows LEAN
 - Deletes are immediate, in memory AND on disk, while saves wait for a flush.
 - Limits (`max_size` bytes, `max_files`): an over-limit save returns False, raises nothing, and the message
   is appended to `errors` (LEAN's ErrorRaised -> Debug "ObjectStore Persistence Error ...").
-- A read of a missing key raises KeyError with LEAN's text. Bad UTF-8 reads back as U+FFFD, never raises.
+  How they count follows Engine/Storage/LocalObjectStore.cs `IsWithinStorageLimit` (LEAN commit 24863901):
+  the new file counts 1 and its own length, every OTHER key known in memory or on disk counts 1 and its
+  length (memory content first, else the file's; 0 for a key registered with no content), the key being
+  replaced is skipped; refused when the count is > MaxFiles or the bytes > MaxSize
+  (`HandleStorageLimitExceeded`: False outside research). A key `get_file_path` registers goes through the
+  same check (SaveBytes(path, null)) and then counts as a file. `max_files` / `max_size` stand for
+  ObjectStore.MaxFiles / MaxSize (Common/Storage/ObjectStore.cs).
+- A read of a missing key raises KeyError with LEAN's text. Bad UTF-8 reads back as U+FFFD, never raises
+  (Common/Storage/ObjectStore.cs `Read`: Encoding.UTF8.GetString over ReadBytes); `read_bytes` returns the
+  stored bytes unchanged (ObjectStore.ReadBytes -> LocalObjectStore.ReadBytes).
 - `keys` is a property (a list of str), `get_file_path(existing key)` flushes everything pending and returns a
   path; `get_file_path(unknown key)` only registers the key with null content (no flush): `contains_key` is then
   True and `read` gives None (GetFilePath, ReadBytes, ObjectStore.Read). `clear()` flushes, then empties the cache.
@@ -37,6 +46,8 @@ Where it differs (on purpose)
   hook("flush", key) before each key is written by a flush, so a test can raise `SimulatedCrash` (a
   BaseException: algorithm code's `except Exception` never swallows it) at exactly that point.
 - `calls` counts every public call by name, so tests can assert that an idle save touched nothing.
+- `keys` lists keys with content only; LEAN's Keys (GetObjectStoreEntries(loadContent: false)) also lists a
+  key registered by GetFilePath with no content. The template never registers a key it did not save.
 """
 
 from __future__ import annotations
@@ -300,7 +311,13 @@ class SimulatedObjectStore:
         normalized = normalize_key(key)
         if normalized not in self._memory and self.disk.read(normalized) is None:
             check_key(normalized)
-            self._memory[normalized] = None  # registered with no content: never written, nothing flushed
+            # SaveBytes(path, null) -> InternalSaveBytes: the same IsWithinStorageLimit check (the key counts as
+            # one more file of 0 bytes); refused -> not registered, GetFilePath still returns the path
+            if self._within_limits(normalized, 0):
+                self._memory[normalized] = None  # registered with no content: never written, nothing flushed
+                self._set_size(normalized, 0)
+            else:
+                self.errors.append(f"ObjectStore Persistence Error: limit reached registering '{normalized}'")
         else:
             self._flush(None)
         return self.disk.path_of(normalized)
@@ -394,6 +411,15 @@ class SimulatedStorePort:
     def read(self, key: str) -> str:
         self.calls["read"] += 1
         return self.store.read(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        """What main.LeanObjectStore.read_bytes returns: ObjectStore.ReadBytes, the stored bytes unchanged."""
+        self.calls["read_bytes"] += 1
+        return self.store.read_bytes(key)
+
+    def quota(self) -> tuple[int, int]:
+        """(max files, max bytes): ObjectStore.MaxFiles / MaxSize, as main.LeanObjectStore.quota reads them."""
+        return self.store.max_files, self.store.max_size
 
     def contains_key(self, key: str) -> bool:
         self.calls["contains_key"] += 1

@@ -1,0 +1,141 @@
+"""Semantic validation: a record that decodes (every field has the right type) can still be impossible.
+
+The checksum is not keyed, so a bug, a fork or a hand edit in research can store a record that is well formed
+and wrong: a leg filled +5 of an order for -2, an exit group with 1,000,000 contracts pending. Such a record
+must never reach the code that sizes orders from it. The loader runs `RecordCheck` on every decoded record
+(after the upgrade steps); a record that fails is quarantined like a damaged one, and what it described at
+the broker is then decided by the broker's holdings (recovery reconciles positions with holdings).
+
+Checks (each one a fact the template's own code never breaks):
+- order legs: quantity not 0 and within `RecordLimits.max_leg_contracts`; the filled quantity has the sign
+  of the order and is not larger; the average fill price is not negative; a strike is positive; order ids
+  and fill keys unique within the group; one leg per contract; a group is not its own parent;
+- positions: contract quantities not 0 and within the limit, one line per contract, positive strikes,
+  a non-negative maximum loss;
+- risk: peak equity and daily loss not negative, drawdown a fraction in [0, 1], a loss streak not negative,
+  applied position ids unique, one drawdown point per day in day order;
+- archive: the groups and positions it embeds pass the same checks.
+Time order is not checked: a backtest resumed from a later run (`resume-run`) legitimately writes earlier
+simulated times after later ones.
+Each check is linear in the record's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Callable, Iterable, Optional
+
+from persistence.archive import ArchiveRecord
+from persistence.records import LegRecord, OrderGroupRecord, PositionRecord, RiskRecord
+
+RecordCheck = Callable[[Any], Optional[str]]
+
+DEFAULT_MAX_LEG_CONTRACTS = 1_000  # without a strategy config (research, bare store): still no absurd sizes
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """What the running strategies could ever have sent; main.py derives it from the strategy config."""
+
+    max_leg_contracts: int = DEFAULT_MAX_LEG_CONTRACTS
+
+
+def record_check(limits: RecordLimits) -> RecordCheck:
+    """The check for `limits`: a function of a decoded record giving the first problem found, or None."""
+
+    def check(record: Any) -> Optional[str]:
+        if isinstance(record, OrderGroupRecord):
+            return _group_problem(record, limits)
+        if isinstance(record, PositionRecord):
+            return _position_problem(record, limits)
+        if isinstance(record, RiskRecord):
+            return _risk_problem(record)
+        if isinstance(record, ArchiveRecord):
+            return _first(
+                [*(_group_problem(g, limits) for g in record.groups)]
+                + [_position_problem(p, limits) for p in record.positions]
+            )
+        return None
+
+    return check
+
+
+check_record = record_check(RecordLimits())
+
+
+def _first(problems: Iterable[Optional[str]]) -> Optional[str]:
+    return next((problem for problem in problems if problem is not None), None)
+
+
+def _duplicate(items: Iterable[Any]) -> Optional[Any]:
+    seen: set[Any] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
+def _leg_problem(leg: LegRecord, limits: RecordLimits) -> Optional[str]:
+    where = f"leg {leg.symbol!r}"
+    if leg.quantity == 0 or abs(leg.quantity) > limits.max_leg_contracts:
+        return f"{where}: quantity {leg.quantity} is 0 or beyond {limits.max_leg_contracts} contracts"
+    filled = leg.filled_quantity
+    if filled != 0 and ((filled > 0) != (leg.quantity > 0) or abs(filled) > abs(leg.quantity)):
+        return f"{where}: filled {filled:+d} does not fit the order of {leg.quantity:+d}"
+    if leg.avg_fill_price < 0:
+        return f"{where}: negative average fill price {leg.avg_fill_price}"
+    if leg.strike <= 0:
+        return f"{where}: strike {leg.strike} is not positive"
+    return None
+
+
+def _group_problem(group: OrderGroupRecord, limits: RecordLimits) -> Optional[str]:
+    problem = _first(_leg_problem(leg, limits) for leg in group.legs)
+    if problem is not None:
+        return f"group {group.group_id}: {problem}"
+    duplicate = _duplicate(leg.symbol for leg in group.legs)
+    if duplicate is not None:
+        return f"group {group.group_id}: two legs for {duplicate!r}"
+    duplicate = _duplicate(order_id for leg in group.legs for order_id in leg.order_ids)
+    if duplicate is not None:
+        return f"group {group.group_id}: order id {duplicate} appears twice"
+    duplicate = _duplicate(key for leg in group.legs for key in leg.fill_keys)
+    if duplicate is not None:
+        return f"group {group.group_id}: fill {duplicate!r} booked twice"
+    if group.parent_group_id == group.group_id:
+        return f"group {group.group_id} names itself as its parent"
+    return None
+
+
+def _position_problem(position: PositionRecord, limits: RecordLimits) -> Optional[str]:
+    where = f"position {position.position_id}"
+    for contract in position.contracts:
+        if contract.quantity == 0 or abs(contract.quantity) > limits.max_leg_contracts:
+            return f"{where}: {contract.symbol!r} quantity {contract.quantity} is 0 or beyond the limit"
+        if contract.strike <= 0:
+            return f"{where}: {contract.symbol!r} strike {contract.strike} is not positive"
+    duplicate = _duplicate(contract.symbol for contract in position.contracts)
+    if duplicate is not None:
+        return f"{where}: {duplicate!r} listed twice"
+    if position.max_loss < 0:
+        return f"{where}: negative maximum loss {position.max_loss}"
+    return None
+
+
+def _risk_problem(risk: RiskRecord) -> Optional[str]:
+    if risk.peak_equity < 0 or risk.daily_loss < 0 or risk.consecutive_losses < 0 or risk.correlation_score < 0:
+        return "peak equity, daily loss, loss streak and correlation score cannot be negative"
+    if not 0.0 <= risk.drawdown <= 1.0:
+        return f"drawdown {risk.drawdown} is not a fraction between 0 and 1"
+    duplicate = _duplicate(risk.applied_position_ids)
+    if duplicate is not None:
+        return f"closed position {duplicate!r} folded in twice"
+    days = [point.day for point in risk.daily_drawdowns]
+    if any(later <= earlier for earlier, later in pairwise(days)):
+        return "daily drawdown points are not one per day in day order"
+    return None
+
+
+__all__ = ["DEFAULT_MAX_LEG_CONTRACTS", "RecordCheck", "RecordLimits", "check_record", "record_check"]
