@@ -48,6 +48,7 @@ class LT112Rules:
         self.params = params
         self.enabled = params.lt112_enabled
         self.last_reason = ""  # why the last entry_plan call returned what it did (for the log)
+        self.vol: Optional[float] = None  # VIX / 100 at the entry decision: the no-greeks delta estimate uses it
 
     # -- entry --------------------------------------------------------------------------------------------------
 
@@ -68,6 +69,7 @@ class LT112Rules:
         spot = view.price
         if spot is None or spot <= 0:
             return self._skip("no underlying price")
+        self.vol = view.vix / 100.0 if view.vix is not None and view.vix > 0 else None
         picked = self.select(view.chain(), spot, now.date())
         if isinstance(picked, NoPick):
             return self._skip(picked.reason)
@@ -106,13 +108,18 @@ class LT112Rules:
         if isinstance(expiry, NoPick):
             return expiry
         puts = side(chain, expiry, Right.PUT)
-        long_put = by_delta_or_fraction(puts, params.lt112_long_put_delta, spot, params.lt112_long_put_spot_fraction)
+        vol, years = self.vol, max(1, (expiry - today).days) / 365.0
+        long_put = by_delta_or_fraction(
+            puts, params.lt112_long_put_delta, spot, params.lt112_long_put_spot_fraction, vol, years
+        )
         if isinstance(long_put, NoPick):
             return NoPick(f"long put: {long_put.reason}")
         short_put = points_away(puts, long_put.strike, -params.lt112_width)
         if isinstance(short_put, NoPick):
             return NoPick(f"short put: {short_put.reason}")
-        naked_put = by_delta_or_fraction(puts, params.lt112_naked_put_delta, spot, params.lt112_naked_put_spot_fraction)
+        naked_put = by_delta_or_fraction(
+            puts, params.lt112_naked_put_delta, spot, params.lt112_naked_put_spot_fraction, vol, years
+        )
         if isinstance(naked_put, NoPick):
             return NoPick(f"naked put: {naked_put.reason}")
         if not strictly_descending((long_put.strike, short_put.strike, naked_put.strike)):

@@ -10,15 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
+from math import exp, sqrt
+from statistics import NormalDist
 from typing import List, Optional, Sequence, Tuple, Union
 
 from persistence.records import Right
 from strategies.ports import OptionQuote
 
-# A pick further than this from the target delta is not "that delta": half the target, at least 2 delta
-# points (so 25 delta accepts 12.5-37.5 and 5 delta accepts 3-7).
-_DELTA_TOLERANCE_FRACTION = 0.5
+# A pick further than this from the target delta is not "that delta": a quarter of the target, at least 2 delta
+# points (so 20 delta accepts 15-25, [F]'s "15-25 delta, never 30+"; 25 delta 18.75-31.25; 5 delta 3-7).
+_DELTA_TOLERANCE_FRACTION = 0.25
 _DELTA_TOLERANCE_FLOOR = 0.02
+_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,29 @@ def by_spot_fraction(quotes: Sequence[OptionQuote], spot: float, fraction: float
     return nearest_strike(quotes, spot * fraction)
 
 
-def by_delta_or_fraction(
-    quotes: Sequence[OptionQuote], target_abs_delta: float, spot: float, fraction: float
+def strike_for_delta(spot: float, target_abs_delta: float, right: Right, vol: float, years: float) -> float:
+    """The strike whose Black-Scholes delta (no rates, no dividends) is the target at volatility `vol`:
+    a put's |delta| = N(-d1), a call's = N(d1), d1 = (ln(S/K) + vol^2 t / 2) / (vol sqrt t). An estimate for
+    chains without greeks: with a put skew the real 5-delta put sits further out than this at ATM vol."""
+    d1 = _NORMAL.inv_cdf(target_abs_delta) * (1.0 if right == Right.CALL else -1.0)
+    spread = vol * sqrt(years)
+    return spot * exp(-d1 * spread + spread * spread / 2.0)
+
+
+def by_delta_or_fraction(  # noqa: PLR0917 (the rule's numbers, in the rule's order)
+    quotes: Sequence[OptionQuote],
+    target_abs_delta: float,
+    spot: float,
+    fraction: float,
+    vol: Optional[float] = None,
+    years: float = 0.0,
 ) -> Union[OptionQuote, NoPick]:
-    """Delta when this side of the chain has deltas, the percent rule when it has none."""
+    """Delta when this side of the chain has deltas. Without them, the strike that has the target delta at
+    volatility `vol` (e.g. VIX / 100) and `years` to expiry; the percent rule ([F]) only when neither is known."""
     if has_deltas(quotes):
         return by_delta(quotes, target_abs_delta)
+    if vol is not None and vol > 0 and years > 0 and spot > 0 and quotes:
+        return nearest_strike(quotes, strike_for_delta(spot, target_abs_delta, quotes[0].right, vol, years))
     return by_spot_fraction(quotes, spot, fraction)
 
 

@@ -20,7 +20,16 @@ from datetime import date
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from persistence.records import PositionRecord, Right, StrategyStateRecord
-from strategies.base import OPTION_MULTIPLIER, EntryPlan, before_close, in_window, legs_total, position_pnl, units_for
+from strategies.base import (
+    OPTION_MULTIPLIER,
+    REGULAR_CLOSE,
+    EntryPlan,
+    before_close,
+    in_window,
+    legs_total,
+    position_pnl,
+    units_for,
+)
 from strategies.params import Params
 from strategies.ports import MarketView, OptionQuote
 from strategies.selection import Leg, NoPick, by_delta_or_fraction, net_price, points_away, side, structure_problem
@@ -37,6 +46,8 @@ class ZeroDteRules:
         self.params = params
         self.enabled = params.zero_dte_enabled
         self.last_reason = ""  # why the last entry_plan call returned what it did (for the log)
+        self.vol: Optional[float] = None  # VIX / 100 and the time to today's close, at the entry decision:
+        self.years_left = 0.0  # the no-greeks delta estimate uses them
 
     # -- entry --------------------------------------------------------------------------------------------------
 
@@ -69,6 +80,9 @@ class ZeroDteRules:
         if spot is None or spot <= 0 or session_open is None or session_open <= 0:
             return self._skip("no underlying price or session open yet")
         kind = self.structure_for_move(spot / session_open - 1.0)
+        self.vol = view.vix / 100.0 if view.vix is not None and view.vix > 0 else None
+        close = before_close(view, REGULAR_CLOSE)
+        self.years_left = max(60.0, (close - now).total_seconds()) / (365.0 * 24 * 3600)
         picked = self.select(view.chain(), spot, today, kind)
         if isinstance(picked, NoPick):
             return self._skip(f"{kind}: {picked.reason}")
@@ -128,7 +142,12 @@ class ZeroDteRules:
         options = side(quotes, today, right)
         direction = 1.0 if right == Right.CALL else -1.0
         short = by_delta_or_fraction(
-            options, params.zero_dte_short_delta, spot, 1.0 + direction * params.zero_dte_short_spot_distance
+            options,
+            params.zero_dte_short_delta,
+            spot,
+            1.0 + direction * params.zero_dte_short_spot_distance,
+            self.vol,
+            self.years_left,
         )
         if isinstance(short, NoPick):
             return NoPick(f"short {right.name.lower()}: {short.reason}")

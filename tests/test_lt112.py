@@ -138,9 +138,21 @@ def test_structure_is_one_one_two_on_the_expiry_nearest_120_dte() -> None:
     assert plan.strikes == (long_put.strike, short_put.strike, naked.strike)
 
 
-def test_percent_fallback_without_deltas() -> None:
+def test_without_deltas_the_strikes_have_about_the_target_delta() -> None:
+    """No greeks but VIX known: the strikes are the ones with ~25 and ~5 delta at VIX/100, not fixed percents."""
     no_deltas = [replace(q, delta=None) for q in CHAIN]
-    plan = RULES.entry_plan(FakeView(FIRST_WED, no_deltas, equity=1_000_000.0), waiting(), 1.0)
+    plan = RULES.entry_plan(FakeView(FIRST_WED, no_deltas, equity=1_000_000.0, vix=15.0), waiting(), 1.0)
+    assert plan is not None
+    long_put, _, naked = plan.legs
+    delta_of = {q.symbol: abs(q.delta or 0.0) for q in CHAIN}  # the chain's real deltas (vol 0.15)
+    assert abs(delta_of[long_put.symbol] - 0.25) <= 0.0625  # within the delta tolerance of by_delta
+    assert abs(delta_of[naked.symbol] - 0.05) <= 0.02
+    assert naked.strike != round(SPOT * 0.88)
+
+
+def test_percent_fallback_without_deltas_or_vix() -> None:
+    no_deltas = [replace(q, delta=None) for q in CHAIN]
+    plan = RULES.entry_plan(FakeView(FIRST_WED, no_deltas, equity=1_000_000.0, vix=None), waiting(), 1.0)
     assert plan is not None
     long_put, short_put, naked = plan.legs
     assert long_put.strike == round(SPOT * 0.93)

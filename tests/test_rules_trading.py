@@ -10,6 +10,7 @@ from persistence.records import BreakerLevel, GroupPurpose, PositionRecord, Posi
 from strategies.params import Params
 from strategies.risk import RiskManager
 from tests.crash_drill import read_store
+from tests.harness.faults import FaultPlan, LegFault
 from tests.harness.simulation import Deployment
 
 ONLY_ZERO_DTE = {"lt112-enabled": "false"}
@@ -41,22 +42,19 @@ def test_zero_dte_on_an_early_close_friday_is_closed_before_the_13_00_close() ->
 # -- 2. no stuck exits --------------------------------------------------------------------------------------------
 
 
-def test_an_exit_refused_for_an_unpriced_leg_escalates_and_ends_in_needs_attention() -> None:
-    """Seed 11, Friday 2024-02-16: a leg of the 0DTE condor has no price from 15:00 on, so LEAN's pre-order
-    checks refuse every order on it. The engine logs the broker's reason, changes route (combo, then legging out
-    buys first, which buys the short back) and stops after a bound with a persisted NEEDS ATTENTION, never
-    re-sending the same refused order bar after bar (the old engine sent it 13 times)."""
-    deployment = Deployment(seed=11, start=date(2024, 1, 2), end=date(2024, 2, 16)).run()
+def test_an_exit_the_broker_refuses_escalates_and_ends_in_needs_attention() -> None:
+    """The broker refuses every order after the 0DTE entry (submission 1). The engine logs the broker's reason,
+    changes route (combo, then legging out buys first) and after a bound flags the position NEEDS ATTENTION
+    (persisted): never the same refused order bar after bar (before: one identical combo every 5 minutes)."""
+    friday = date(2024, 1, 5)
+    refuse_all = FaultPlan(rules={(n, 1): LegFault("reject") for n in range(2, 80)})
+    deployment = Deployment(seed=1, start=friday, end=friday, parameters=ONLY_ZERO_DTE, faults=refuse_all).run()
     assert deployment.runtime_error is None
-    exits = [g for g in _exit_groups(deployment, "zero_dte") if g.created_at.date() == date(2024, 2, 16)]
-    refused = [g for g in exits if g.status.value == "FAILED"]
-    assert refused, "the scenario refuses the exit"
-    bound = (
-        4 + 3
-    )  # MAX_EXIT_ATTEMPTS exits, then MAX_RECOVERY_ATTEMPTS completions, then completions of a half-done legging out
-    assert len(exits) <= bound, f"{len(exits)} exit orders sent: the retries must be bounded"
+    exits = _exit_groups(deployment, "zero_dte")
+    assert exits, "the scenario exits"
+    assert len(exits) <= 4 + 1, f"{len(exits)} exit orders: bounded (4, then one a day once flagged)"
     logs = [message for _, _, message in deployment.algorithm.logs]
-    assert any("refused" in m and "no price data" in m for m in logs), "the broker's reason is logged"
+    assert any("refused" in m and "rejected by the broker" in m for m in logs), "the broker's reason is logged"
     assert any("legging out" in m for m in logs), "a different route is tried"
     flagged = [p for p in deployment.engine.snapshot().positions.values() if p.attention]
     assert flagged and "NEEDS ATTENTION" in flagged[0].attention

@@ -13,6 +13,7 @@ from persistence.records import PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_pnl
 from strategies.params import Params
 from strategies.ports import OptionQuote
+from strategies.selection import NoPick, by_delta
 from strategies.zero_dte import CALL_SPREAD, IRON_CONDOR, PUT_SPREAD, ZeroDteRules
 from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state
@@ -169,9 +170,15 @@ def test_spx_wings_are_thirty_points() -> None:
         assert strikes[1] - strikes[0] == pytest.approx(30.0)
 
 
-def test_percent_fallback_without_deltas() -> None:
+def test_never_a_30_delta_short_where_the_rule_says_15_to_25() -> None:
+    quote = FLAT_CHAIN[0]
+    thirty = [replace(quote, symbol=f"X{n}", strike=470.0 + n, delta=d) for n, d in enumerate((0.30, 0.32, 0.9))]
+    assert isinstance(by_delta(thirty, 0.20), NoPick)
+
+
+def test_percent_fallback_without_deltas_or_vix() -> None:
     no_deltas = [replace(q, delta=None) for q in FLAT_CHAIN]
-    plan = RULES.entry_plan(FakeView(ENTRY, no_deltas), waiting(), 1.0)
+    plan = RULES.entry_plan(FakeView(ENTRY, no_deltas, vix=None), waiting(), 1.0)
     assert plan is not None
     shorts = sorted(leg.strike for leg in plan.legs if leg.quantity < 0)
     assert shorts == [round(OPEN * (1 - 0.0075)), round(OPEN * (1 + 0.0075))]
