@@ -70,3 +70,33 @@ def test_close_all_and_exit_rules_reach_it_with_one_attempt_a_day() -> None:
     rig.broker.auto_fill = True
     rig.engine.on_market(FakeView(now=T0 + timedelta(days=1)))  # the next day: tried again, and it fills
     assert rig.broker.held == {} and rig.engine.snapshot().open_positions() == ()
+
+
+def test_an_exit_given_up_half_way_reopens_the_position_and_the_next_exit_closes_only_the_rest() -> None:
+    rig = make_engine(FakeStore(), FakeBroker(), FakeRules())
+    rig.broker.auto_fill = True
+    rig.engine.on_market(FakeView(now=T0))
+    rig.broker.auto_fill = False
+    rig.rules.want_entry = False
+    held_before = dict(rig.broker.held)
+    rig.rules.want_exit = True
+    rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=1)))  # the exit combo goes out
+    exit_orders = [o for o in rig.broker.orders.values() if "-exit" in o.tag and o.open]
+    assert len(exit_orders) == len(STRUCTURE)
+    first, *others = sorted(exit_orders, key=lambda o: o.quantity, reverse=True)  # a buy-back fills
+    rig.broker.refuse = True
+    rig.broker.fill(first.order_id, first.quantity)
+    for order in others:
+        rig.broker.cancel(order.order_id)  # the rest dies: recovery completes the exit, and is refused 3 times
+    position = attention_position(rig)
+    assert position.attention.startswith("NEEDS ATTENTION")
+    assert position.status.value == "OPEN"
+    closed_part = {first.symbol: first.quantity}
+    rig.broker.refuse = False
+    rig.broker.auto_fill = True
+    sent = len(rig.broker.submitted)
+    rig.engine.on_market(FakeView(now=T0 + timedelta(days=1)))
+    (tag, legs), *_ = rig.broker.submitted[sent:]
+    assert "-exit" in tag and first.symbol not in {symbol for symbol, _ in legs}  # only the rest
+    assert rig.broker.held == {} and rig.engine.snapshot().open_positions() == ()
+    assert held_before[first.symbol] == -closed_part[first.symbol]
