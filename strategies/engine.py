@@ -52,6 +52,8 @@ class TradingEngine(EngineRecovery):
         self._now = view.now
         self._market_open = view.market_open
         self._view = view
+        # a marker for research (crash/restart lines on the notebook's plots): every run start, audited first
+        self._audit("run-start", f"run {self._broker.run_id} started at {view.now:%Y-%m-%d %H:%M} (New York)")
         self._rebind_groups()
         self._reconcile()
         self._trading = True

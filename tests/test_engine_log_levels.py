@@ -64,3 +64,17 @@ def test_an_untracked_holding_is_still_an_error() -> None:
     rules.want_entry = False
     rig = make_engine(FakeStore(), broker, rules)
     assert any("adopted" in message for message in rig.log.errors), rig.log.errors
+
+
+def test_every_run_start_is_marked_in_the_audit_trail_before_its_recovery_steps() -> None:
+    rig = make_engine(FakeStore(), FakeBroker(), FakeRules())
+    rig.engine.on_market(FakeView(now=T0))
+    rig.broker.engine = None
+    for order in list(rig.broker.orders.values()):
+        rig.broker.fill(order.order_id, order.quantity)
+    new = restart(rig, "run2", minutes=10)
+    kinds = [kind for kind, _, _ in new.store.audits]
+    starts = [index for index, kind in enumerate(kinds) if kind == "run-start"]
+    assert len(starts) == 1  # the fake store keeps audits per instance: this one is the restart's
+    assert starts[0] < kinds.index("missed-fill")
+    assert any("run2" in text for kind, text, _ in new.store.audits if kind == "run-start")
