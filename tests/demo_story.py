@@ -209,6 +209,8 @@ def recovery_lines(
     lines: List[str] = []
     by_kind: Dict[str, Dict[str, int]] = {}
     for entry in entries:
+        if entry.kind == "run-start":  # the restart itself, told in the section's title
+            continue
         text = f"{to_new_york(entry.at):%H:%M} {contract_words(entry.message)}"
         messages = by_kind.setdefault(entry.kind, {})
         messages[text] = messages.get(text, 0) + 1
