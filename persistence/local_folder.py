@@ -39,6 +39,13 @@ class LocalFolderStore:
         # LEAN's read decodes UTF-8 and never raises on bad bytes (U+FFFD); keep that
         return path.read_bytes().decode("utf-8", errors="replace")
 
+    def read_bytes(self, key: str) -> bytes:
+        """The file's bytes unchanged (LEAN's ObjectStore.ReadBytes): bytes that are not UTF-8 stay visible."""
+        path = self._path(key)
+        if not path.is_file():
+            raise KeyError(f"Object with path '{key}' was not found in {self._root}")
+        return path.read_bytes()
+
     def contains_key(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -68,6 +75,12 @@ class ReadOnlyObjectStore:
 
     def read(self, key: str) -> str:
         return str(self._object_store.read(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        data = self._object_store.read_bytes(key)  # ObjectStore.ReadBytes (a System.Byte[] in QuantBook)
+        if data is None:
+            raise KeyError(key)
+        return bytes(bytearray(data))
 
     def contains_key(self, key: str) -> bool:
         return bool(self._object_store.contains_key(key))

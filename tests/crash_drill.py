@@ -29,7 +29,12 @@ Invariants checked on every run (a failure is a violation; the drill exits 1 on 
 - facts-kept: every record durable on disk at a crash is still there at the end (live or archived), and no
   record's durable version ever goes back to an older sequence number after a restart (so risk limits and
   breakers are never reset by a crash);
-- ran-clean: the deployment ended without a runtime error (an exception escaping a LEAN handler).
+- ran-clean: the deployment ended without a runtime error (an exception escaping a LEAN handler);
+- hostile-kept: the corrupt and impossible values planted in the store before the first start (`PLANTED`:
+  a manifest slot nested 100,000 deep, a risk slot that is not UTF-8, an exit group of 1,000,000 pending
+  contracts, a position of 0 contracts, a group that is not JSON, a foreign key) are still there byte for
+  byte at the end: quarantine reads around them and never overwrites them, while every other invariant
+  (no order sized from them, saving and trading go on) holds as usual.
 """
 
 from __future__ import annotations
@@ -43,11 +48,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from persistence.codec import canonical_json, to_body
+from persistence.envelope import seal
 from persistence.keys import Namespace
 from persistence.loader import LoadResult
 from persistence.local_folder import ReadOnlyObjectStore
 from persistence.ports import ListLog
-from persistence.records import GroupPurpose, GroupStatus, OrderGroupRecord, PositionRecord, PositionStatus
+from persistence.records import (
+    ContractRecord,
+    GroupPurpose,
+    GroupStatus,
+    LegRecord,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    Right,
+)
+from persistence.schemas import CURRENT_VERSION
 from persistence.store import StateStore
 from recovery.reconcile import claims
 from tests.harness.brokerage import REJECTED, BrokerOrder, BrokerUpdate, SimulatedBrokerage
@@ -55,7 +72,15 @@ from tests.harness.faults import CRASH_KINDS, CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.simulation import Deployment
 
-INVARIANTS = ("no-orphan", "no-untracked", "no-duplicate-entry", "no-naked-leg", "facts-kept", "ran-clean")
+INVARIANTS = (
+    "no-orphan",
+    "no-untracked",
+    "no-duplicate-entry",
+    "no-naked-leg",
+    "facts-kept",
+    "ran-clean",
+    "hostile-kept",
+)
 START = date(2024, 1, 2)
 SEED = 11
 PROJECT_ID = 424242
@@ -143,6 +168,37 @@ class RefusesProtectiveLongs(SimulatedBrokerage):
         return orders, updates
 
 
+def _planted_exit_group() -> str:
+    leg = LegRecord("SPY-20240517-P-400", "SPY", Right.PUT, 400.0, date(2024, 5, 17), 1_000_000)
+    group = OrderGroupRecord(
+        "planted", "lt112", GroupPurpose.EXIT, "planted", (leg,), GroupStatus.INCOMPLETE,
+        datetime(2024, 1, 2, 10), datetime(2024, 1, 2, 10), "L-0",
+    )  # fmt: skip
+    return seal("order_group", CURRENT_VERSION["order_group"], 1, "2024-01-02T15:00:00", canonical_json(to_body(group)))
+
+
+def _planted_position() -> str:
+    contract = ContractRecord("SPY-20240517-P-400", Right.PUT, 400.0, date(2024, 5, 17), 0)
+    position = PositionRecord(
+        "planted", "lt112", "planted", datetime(2024, 1, 2, 10), -1.0, (contract,), date(2024, 5, 17), (400.0,),
+        None, 10.0, 20.0, "",
+    )  # fmt: skip
+    return seal("position", CURRENT_VERSION["position"], 1, "2024-01-02T15:00:00", canonical_json(to_body(position)))
+
+
+def planted() -> Dict[str, bytes]:
+    """Hostile values every drill deployment starts with (see hostile-kept in the module docstring)."""
+    ns = namespace()
+    return {
+        ns.manifest_key("b"): ("[" * 100_000 + "]" * 100_000).encode(),
+        ns.record_key("risk", "b"): b"\xff\xfe not text \x80",
+        ns.record_key("group-planted", "a"): _planted_exit_group().encode(),
+        ns.record_key("position-planted", "a"): _planted_position().encode(),
+        ns.record_key("group-junk", "b"): b'{"body": {"trunc',
+        ns.key("notes/from research.txt"): b"someone else's notes",
+    }
+
+
 class DrillDeployment(Deployment):
     """A Deployment that remembers what was durable on disk at each crash (for facts-kept). `refused_long`: the
     broker refuses protective longs on recovery orders and every restart keeps the first algorithm id."""
@@ -153,6 +209,12 @@ class DrillDeployment(Deployment):
         self.same_id = refused_long
         if refused_long:
             self.brokerage = RefusesProtectiveLongs(self.market, self.brokerage.cash, self.brokerage.faults)
+        self.planted = planted()
+        hooks, self.store.hooks = self.store.hooks, []  # planting is not one of the scenario's crash points
+        for key, value in self.planted.items():
+            self.store.save_bytes(key, value)
+        self.store.flush()
+        self.store.hooks = hooks
 
     def _algorithm_id(self) -> str:
         return "L-1" if self.same_id else super()._algorithm_id()
@@ -244,6 +306,9 @@ def check(deployment: DrillDeployment) -> List[Tuple[str, str]]:
     violations += _duplicate_entries(deployment, positions)
     violations += _naked_legs(deployment, positions, {**final.archived_groups, **groups})
     violations += _facts_kept(deployment, final)
+    for key, value in sorted(deployment.planted.items()):
+        if not deployment.store.contains_key(key) or deployment.store.read_bytes(key) != value:
+            violations.append(("hostile-kept", f"the planted value at {key} was changed or removed"))
     return violations
 
 

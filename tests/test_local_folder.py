@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from persistence.local_folder import LocalFolderStore, ReadOnlyObjectStore
+from tests.harness.object_store import SimulatedObjectStore
 
 
 def test_reads_keys_as_relative_paths_under_the_root(tmp_path: Path) -> None:
@@ -63,3 +64,11 @@ def test_read_only_wrapper_over_a_lean_store_never_writes() -> None:
     assert port.keys() == ["a.json"] and port.read("a.json") == "1" and port.contains_key("a.json")
     assert port.save("a.json", "2") is False and port.delete("a.json") is False
     assert inner.data == {"a.json": "1"}
+
+
+def test_the_research_ports_read_stored_bytes_unchanged(tmp_path: Path) -> None:
+    (tmp_path / "k.json").write_bytes(b'{"a":"\xff"}')
+    assert LocalFolderStore(tmp_path).read_bytes("k.json") == b'{"a":"\xff"}'
+    store = SimulatedObjectStore()
+    store.save_bytes("k.json", b'{"a":"\xff"}')
+    assert ReadOnlyObjectStore(store).read_bytes("k.json") == b'{"a":"\xff"}'
