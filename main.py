@@ -370,11 +370,17 @@ class LeanBroker:
     def cancel(self, order_id: int) -> None:
         self._algorithm.transactions.cancel_order(order_id)
 
+    def _ours(self, symbol: Symbol) -> bool:
+        # option contracts, and the underlying's shares (an exercise or assignment delivers them)
+        return symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION) or (
+            symbol == self._algorithm.underlying_symbol and symbol.security_type == SecurityType.EQUITY
+        )
+
     def holdings(self) -> Mapping[str, int]:
         held: Dict[str, int] = {}
         for holding in self._algorithm.portfolio.values():
             symbol = holding.symbol
-            if holding.invested and symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+            if holding.invested and self._ours(symbol):
                 key = _key_of(symbol)
                 self._algorithm.known_symbols[key] = symbol
                 held[key] = int(holding.quantity)
@@ -384,7 +390,7 @@ class LeanBroker:
         prices: Dict[str, float] = {}
         for holding in self._algorithm.portfolio.values():
             symbol = holding.symbol
-            if holding.invested and symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+            if holding.invested and self._ours(symbol):
                 prices[_key_of(symbol)] = float(holding.average_price)
         return prices
 
@@ -513,6 +519,8 @@ class CrashSafeTemplate(QCAlgorithm):
 
     def symbol_for(self, leg: LegSpec) -> Symbol:
         """The LEAN Symbol of a leg, rebuilt from its stored fields after a restart, and subscribed."""
+        if leg.symbol == self.underlying_ticker:
+            return self.underlying_symbol  # shares an exercise or assignment delivered
         symbol = self.known_symbols.get(leg.symbol)
         if symbol is None:
             right = OptionRight.PUT if leg.right == Right.PUT else OptionRight.CALL
@@ -584,7 +592,7 @@ class CrashSafeTemplate(QCAlgorithm):
     def on_end_of_algorithm(self) -> None:
         with self._lock:
             if self._engine is not None:
-                self._engine.final_save()
+                self._engine.end_of_run(self.time)
             self._sample_charts(daily=True, force=True)
 
     # -- scheduled saves -------------------------------------------------------------------------------------------
@@ -613,6 +621,11 @@ class CrashSafeTemplate(QCAlgorithm):
         if self.session_open is None and data.bars.contains_key(self.underlying_symbol):
             self.session_open = float(data.bars[self.underlying_symbol].open)
 
+    def _underlying_close(self) -> Optional[float]:
+        # DefaultExerciseModel judges an exercise on option.Underlying.Close
+        close = float(self.securities[self.underlying_symbol].close)
+        return close if close > 0 else None
+
     def _convert(self, order_event: OrderEvent) -> OrderEventData:
         order = self.transactions.get_order_by_id(order_event.order_id)
         tag = str(order.tag) if order is not None and order.tag else ""
@@ -630,4 +643,9 @@ class CrashSafeTemplate(QCAlgorithm):
             broker_ids=broker_ids,
             is_assignment=bool(order_event.is_assignment),
             message=str(order_event.message or ""),
+            exercise=order is not None and order.type == OrderType.OPTION_EXERCISE,
+            in_the_money=bool(order_event.is_in_the_money),
+            # IndexOption settles in cash (SettlementType.Cash); equity options deliver shares
+            cash_settled=order_event.symbol.security_type == SecurityType.INDEX_OPTION,
+            underlying_price=self._underlying_close(),
         )

@@ -5,7 +5,8 @@ Who *claims* a held contract (``claims``):
 - an ENTRY or COMPLETION group claims its filled quantities until a position record with its ``position_id``
   exists (the engine creates the position from the filled group; from then on the position owns them);
 - an EXIT group claims its (closing) filled quantities while its position is still open (the engine closes the
-  position when the exit is FILLED);
+  position when the exit is FILLED); so does a SETTLEMENT group (what an exercise, assignment or expiry closed
+  or delivered);
 - a ROLLBACK group claims its filled quantities while its parent still claims (the two net out);
 - whatever the group status: CANCELED/FAILED groups have no fills, and a RESOLVED group's fills stand until
   its position is booked. Position existence is the single switch, so a crash between saving a group and
@@ -164,7 +165,7 @@ def group_claims(
         seen.add(current.group_id)
         if current.purpose in _OPENING:
             return current.position_id not in positions
-        if current.purpose is GroupPurpose.EXIT:
+        if current.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT):
             position = positions.get(current.position_id)
             return position is not None and _is_open(position)
         # ROLLBACK: claims while its parent does

@@ -127,7 +127,7 @@ def _positions_to_build(
         roots = sorted((g for g in mine if g.purpose is GroupPurpose.ENTRY), key=lambda g: (g.created_at, g.group_id))
         if position_id in positions or not roots or any(g.status in _MOVING for g in mine):
             continue
-        opening = [group for group in mine if group.purpose is not GroupPurpose.EXIT]
+        opening = [group for group in mine if group.purpose not in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT)]
         legs = net_filled_legs(opening)
         cost = sum(leg.filled_quantity * leg.avg_fill_price for group in opening for leg in group.legs)
         if legs:

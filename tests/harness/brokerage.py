@@ -9,20 +9,39 @@ Combos without faults fill all-or-nothing in one batch (LEAN's backtest ComboMar
 contract expiring that day is cash-settled at intrinsic value against the close and removed, and open orders
 on it are canceled (LEAN delists and cancels; §3.5).
 
-Differs from LEAN: equity options are cash-settled too (LEAN delivers shares for ITM equity options), no fees,
-no buying-power or margin checks, no early assignment.
+Exercise, assignment and expiry follow LEAN 24863901 (each with a test in tests/test_lean_conformance.py):
+- an expiring contract still held is closed by an OptionExerciseOrder for -holding
+  (Engine/TransactionHandlers/BrokerageTransactionHandler.cs `HandleOptionNotification`, expired branch);
+  Common/Orders/OptionExercise/DefaultExerciseModel.cs `OptionExercise` fills the option at 0; it is in the
+  money when the intrinsic value at the underlying's close is at least 0.01 (Common/Securities/Option/Option.cs
+  `IsAutoExercised`), an assignment when that holding was short;
+- physical delivery (equity options, Option.cs constructor `ExerciseSettlement = PhysicalDelivery`): in the
+  money, a second fill of the underlying at the strike for `GetExerciseQuantity` shares (put: +quantity x 100,
+  call: -quantity x 100 for the order quantity); cash settlement (index options, Common/Securities/IndexOption/
+  IndexOption.cs `SettlementType.Cash`): no shares, the intrinsic value x 100 x -quantity is credited
+  (Common/Securities/Option/OptionPortfolioModel.cs `ProcessCloseTradeProfit`);
+- early assignment (Brokerages/Backtesting/BacktestingBrokerage.cs `ProcessAssignmentOrders`, at most once an
+  hour, with Common/Securities/Option/DefaultOptionAssignmentModel.cs `GetAssignment`): a short contract is
+  assigned in full when it is American and within 4 days of expiry (European: on its expiry date), more than
+  5 % in the money against the underlying's close and `EstimateArbitragePnL` is positive; the exercise order
+  carries the tag "Simulated option assignment before expiration".
+Differs from LEAN: no fees, no buying-power or margin checks; expiries are settled right after the expiry
+day's last bar (LEAN processes the delisting on the next tradable date, Engine/DataFeeds/Enumerators/
+DelistingEventProvider.cs `GetEvents`, so the last day of a backtest is never settled inside it); the
+assignment model runs in live mode too (a live broker assigns at its own discretion); the exercise fill
+message does not carry OptionPortfolioModel's ". Profit: ..." suffix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from persistence.records import Right
 from tests.harness.black_scholes import years_to_expiry
 from tests.harness.faults import FaultPlan, LegFault
-from tests.harness.lean_stub.enums import OptionRight, SecurityType
+from tests.harness.lean_stub.enums import OptionRight, OptionStyle, SecurityType
 from tests.harness.lean_stub.securities import multiplier_of
 from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.market import SyntheticMarket
@@ -49,6 +68,25 @@ class BrokerOrder:
         return self.quantity - self.filled
 
 
+ASSIGNMENT_TAG = "Simulated option assignment before expiration"  # DefaultOptionAssignmentModel.GetAssignment
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """What one OptionExerciseOrder did (DefaultExerciseModel.OptionExercise)."""
+
+    symbol: Symbol  # the option contract
+    quantity: int  # the exercise order's quantity: -holding, it closes the contract
+    in_the_money: bool
+    is_assignment: bool
+    underlying_price: float  # the underlying's close it was judged on
+    strike: float
+    tag: str
+    underlying: Optional[Symbol] = None  # physical delivery in the money: the shares that changed hands
+    underlying_quantity: int = 0
+    cash: float = 0.0  # cash settlement credited to the account (negative: paid)
+
+
 @dataclass(frozen=True)
 class BrokerUpdate:
     broker_id: str
@@ -57,8 +95,9 @@ class BrokerUpdate:
     price: float
     time: datetime
     message: str = ""
-    symbol: Optional[Symbol] = None  # set on "expire" updates (no order behind them)
+    symbol: Optional[Symbol] = None
     complete: bool = False  # a fill that leaves nothing open (the broker's view, also after a restart)
+    exercise: Optional[Exercise] = None  # kind "exercise": no order of ours behind it
 
 
 @dataclass
@@ -80,6 +119,7 @@ class SimulatedBrokerage:
         self.orders: Dict[str, BrokerOrder] = {}
         self.submissions = 0
         self._next_broker_id = 0
+        self._next_assignment_scan: Optional[datetime] = None
 
     # -- queries --
 
@@ -146,19 +186,22 @@ class SimulatedBrokerage:
         order.filled += quantity
         if order.filled == order.quantity:
             order.status = FILLED
-        holding = self.holdings.setdefault(order.symbol, BrokerHolding(0, 0.0))
-        new_quantity = holding.quantity + quantity
-        if new_quantity == 0:
-            del self.holdings[order.symbol]
-        else:
-            if holding.quantity == 0 or (holding.quantity > 0) != (new_quantity > 0):
-                holding.average_price = price
-            elif (holding.quantity > 0) == (quantity > 0):
-                holding.average_price = (holding.average_price * holding.quantity + price * quantity) / new_quantity
-            holding.quantity = new_quantity
+        self._book_holding(order.symbol, quantity, price)
         self.cash -= quantity * price * multiplier_of(order.symbol)
         step_time = self.market.steps[index].time
         return BrokerUpdate(order.broker_id, "fill", quantity, price, step_time, complete=order.status == FILLED)
+
+    def _book_holding(self, symbol: Symbol, quantity: int, price: float) -> None:
+        holding = self.holdings.setdefault(symbol, BrokerHolding(0, 0.0))
+        new_quantity = holding.quantity + quantity
+        if new_quantity == 0:
+            del self.holdings[symbol]
+            return
+        if holding.quantity == 0 or (holding.quantity > 0) != (new_quantity > 0):
+            holding.average_price = price
+        elif (holding.quantity > 0) == (quantity > 0):
+            holding.average_price = (holding.average_price * holding.quantity + price * quantity) / new_quantity
+        holding.quantity = new_quantity
 
     def _leg_due(self, order: BrokerOrder, index: int) -> Optional[int]:
         """How much of an open leg fills at this step (0 = nothing); None = the broker cancels it."""
@@ -208,7 +251,8 @@ class SimulatedBrokerage:
         return updates
 
     def settle_expiries(self, index: int) -> List[BrokerUpdate]:
-        """At the last step of a day: cash-settle contracts expiring today, cancel open orders on them."""
+        """At the last step of a day: cancel open orders on contracts expiring today, then close every such
+        contract still held with an exercise (OTM at 0; in the money delivered or cash-settled)."""
         step = self.market.steps[index]
         if index + 1 < len(self.market.steps) and self.market.steps[index + 1].time.date() == step.time.date():
             return []
@@ -219,16 +263,72 @@ class SimulatedBrokerage:
                 if order.symbol.id.date.date() <= today:
                     order.status = CANCELED
                     updates.append(BrokerUpdate(order.broker_id, "cancel", 0, 0.0, step.time, "contract expired"))
-        for symbol, holding in list(self.holdings.items()):
-            if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
-                continue
-            if symbol.id.date.date() > today:
-                continue
-            right, strike = _option_terms(symbol)
-            intrinsic = max(0.0, step.price - strike) if right == Right.CALL else max(0.0, strike - step.price)
-            self.cash += holding.quantity * intrinsic * multiplier_of(symbol)
-            del self.holdings[symbol]
-            updates.append(
-                BrokerUpdate("", "expire", -holding.quantity, round(intrinsic, 4), step.time, "expired", symbol)
-            )
+        for symbol in list(self.holdings):
+            if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+                if symbol.id.date.date() <= today:
+                    updates.append(self._exercise(symbol, index, ""))
         return updates
+
+    def simulate_assignments(self, index: int) -> List[BrokerUpdate]:
+        """BacktestingBrokerage.ProcessAssignmentOrders: at most once an hour, every short option the
+        DefaultOptionAssignmentModel picks is assigned in full (ordered by the underlying's ticker)."""
+        now = self.market.steps[index].time
+        if self._next_assignment_scan is not None and now < self._next_assignment_scan:
+            return []
+        self._next_assignment_scan = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        shorts = [
+            symbol
+            for symbol, holding in self.holdings.items()
+            if holding.quantity < 0 and symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION)
+        ]
+        return [
+            self._exercise(symbol, index, ASSIGNMENT_TAG)
+            for symbol in sorted(shorts, key=lambda s: s.id.symbol)
+            if self._assignment_due(symbol, index)
+        ]
+
+    def _assignment_due(self, symbol: Symbol, index: int) -> bool:
+        """DefaultOptionAssignmentModel.GetAssignment (requiredInTheMoneyPercent 0.05, priorExpiration 4 days),
+        with IsDeepInTheMoney and EstimateArbitragePnL (fees 0: the harness charges none)."""
+        step = self.market.steps[index]
+        expiry = datetime.combine(symbol.id.date.date(), datetime.min.time())
+        if symbol.id.option_style == OptionStyle.AMERICAN:
+            soon = expiry - step.time <= timedelta(days=4)
+        else:
+            soon = expiry.date() == step.time.date()
+        right, strike = _option_terms(symbol)
+        close = step.price
+        deep = (close - strike) / close > 0.05 if right == Right.CALL else (strike - close) / close > 0.05
+        if not (soon and deep):
+            return False
+        holding = self.holdings[symbol]
+        _, option_bid, _ = self.quote(symbol, index)
+        underlying_price = close  # bid (calls) / ask (puts) of the underlying: one price in the harness
+        unit = 100  # ContractUnitOfTrade = ContractMultiplier
+        underlying_quantity = (-1 if right == Right.CALL else 1) * holding.quantity * unit
+        base = (option_bid - holding.average_price) * -holding.quantity * unit
+        alternative = (underlying_price - strike) * underlying_quantity * unit - (
+            holding.average_price * abs(holding.quantity) * unit
+        )
+        return alternative - base > 0
+
+    def _exercise(self, symbol: Symbol, index: int, tag: str) -> BrokerUpdate:
+        """Close `symbol` with an exercise order for -holding (DefaultExerciseModel.OptionExercise)."""
+        step = self.market.steps[index]
+        holding = self.holdings.pop(symbol)
+        quantity = -holding.quantity
+        right, strike = _option_terms(symbol)
+        close = step.price
+        intrinsic = max(0.0, close - strike) if right == Right.CALL else max(0.0, strike - close)
+        in_the_money = intrinsic >= 0.01
+        exercise = Exercise(symbol, quantity, in_the_money, in_the_money and holding.quantity < 0, close, strike, tag)
+        if in_the_money and symbol.security_type == SecurityType.INDEX_OPTION:
+            cash = -intrinsic * multiplier_of(symbol) * quantity
+            self.cash += cash
+            exercise = replace(exercise, cash=cash)
+        elif in_the_money and symbol.underlying is not None:
+            shares = (-1 if right == Right.CALL else 1) * quantity * multiplier_of(symbol)
+            self._book_holding(symbol.underlying, shares, strike)
+            self.cash -= shares * strike
+            exercise = replace(exercise, underlying=symbol.underlying, underlying_quantity=shares)
+        return BrokerUpdate("", "exercise", quantity, 0.0, step.time, tag, symbol, exercise=exercise)

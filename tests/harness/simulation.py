@@ -13,7 +13,8 @@ after set-up), `project_id` fixed.
 Crash: a `SimulatedCrash` from any crash point (store save/flush hooks, order submission) ends the instance;
 pending ObjectStore saves are lost (`store.crash()`, optionally after flushing the keys `flush_on_crash`
 picks), async events not yet delivered are lost, and the broker keeps working while the algorithm is down
-(`downtime`): due orders fill and expiries settle with no order events (§5). Then a new instance starts.
+(`downtime`): due orders fill, shorts are assigned and expiries settle with no order events (§5). Then a new
+instance starts.
 An `AlgorithmRuntimeError` (exception in a handler or scheduled event) stops the deployment for good, as a
 live runtime error would.
 
@@ -83,6 +84,8 @@ class _Prices:
             return 0.0, 0.0, 0.0, 0.0  # before any data, or a canonical option symbol
         mark, bid, ask = self._brokerage.quote(symbol, index)
         step = self._brokerage.market.steps[index]
+        if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+            mark = quote_bar_close(bid, ask)
         opened = step.open if symbol.security_type == SecurityType.EQUITY else mark
         return mark, opened, bid, ask
 
@@ -99,6 +102,15 @@ class RunRecord:
     ended_at: Optional[datetime] = None
     crash: Optional[CrashPoint] = None
     runtime_error: Optional[str] = None
+
+
+def quote_bar_close(bid: float, ask: float) -> float:
+    """An option's price is its last quote bar's close (Common/Data/Market/QuoteBar.cs `Close`, LEAN 24863901):
+    the mid when bid and ask are both non-zero, else whichever is non-zero, else 0. So a contract quoted 0/0.01
+    is priced 0.01, never 0."""
+    if bid and ask:
+        return (bid + ask) / 2
+    return bid or ask
 
 
 def symbol_key(symbol: Symbol) -> str:
@@ -232,6 +244,7 @@ class Deployment:
         index = max(self._matched, self._settled) + 1
         while index < len(steps) and steps[index].time <= moment:
             if self._matched < index:
+                self.brokerage.simulate_assignments(index)
                 self.brokerage.match(index)
                 self._matched = index
             if self._settled < index:
@@ -250,7 +263,8 @@ class Deployment:
             algorithm._set_time(moment, index)
             transactions.deliver_pending()
             if self._matched < index:
-                updates = self.brokerage.match(index)
+                # BacktestingBrokerage.Scan: ProcessAssignmentOrders first, then the fills
+                updates = self.brokerage.simulate_assignments(index) + self.brokerage.match(index)
                 self._matched = index
                 transactions.apply_updates(updates)
             algorithm.schedule.fire_due(moment, True, algorithm._set_time)

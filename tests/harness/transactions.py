@@ -14,7 +14,13 @@ Event sequence of an order: SUBMITTED (id 1), then PARTIALLY_FILLED/FILLED/CANCE
 INVALID. LEAN may also emit a NEW event first; the harness does not (unverified either way).
 Differs from LEAN: asynchronous orders get their SUBMITTED event at the next step, together with the fill
 batch (LEAN backtest processes them on the next synchronous-events pass; live on the brokerage thread).
-Expiry is reported as an OPTION_EXERCISE order with one FILLED event at the intrinsic value (LEAN: price 0).
+Exercise, assignment and expiry (Engine/TransactionHandlers/BrokerageTransactionHandler.cs
+`EmitOptionNotificationEvents`, LEAN 24863901): a new OPTION_EXERCISE order tagged like the notification; its
+events come one at a time, each applied to the portfolio before the handler sees it: first the option, FILLED at
+0 for the order quantity (`is_assignment`, `is_in_the_money`, message "Assigned|Automatic Exercise|OTM.
+Underlying: <close>", an assignment's message followed by the order tag), then, for physical delivery in the
+money, the underlying under the SAME order id at the strike (`is_assignment` False, message "Option Assignment"
+or "Option Exercise"). Cash settlement credits the account with the option's event.
 """
 
 from __future__ import annotations
@@ -196,9 +202,6 @@ class Transactions:
         """Apply a batch to orders and the portfolio; return its events (not yet dispatched)."""
         events = []
         for update in updates:
-            if update.kind == "expire":
-                events.append(self._expiry_event(update))
-                continue
             order_id = self._by_broker_id.get(update.broker_id)
             if order_id is None:
                 continue  # not ours (placed by an instance that died before it knew the ids)
@@ -215,28 +218,55 @@ class Transactions:
                 events.append(self._event(order, OrderStatus.INVALID, utc, message=update.message))
         return events
 
-    def _expiry_event(self, update: BrokerUpdate) -> OrderEvent:
-        assert update.symbol is not None
+    def _exercise(self, update: BrokerUpdate) -> None:
+        """One exercise order: its events applied and handled one at a time (EmitOptionNotificationEvents)."""
+        exercise = update.exercise
+        assert exercise is not None
         self._next_order_id += 1
-        symbol = update.symbol
         utc = self._algorithm.to_utc(update.time)
         order = Order(
-            self._next_order_id, symbol, update.quantity, OrderType.OPTION_EXERCISE, "Simulated option expiry", utc
+            self._next_order_id, exercise.symbol, exercise.quantity, OrderType.OPTION_EXERCISE, exercise.tag, utc
         )
         self._orders[order.id] = order
         self._tickets[order.id] = OrderTicket(
-            order.id, symbol, update.quantity, order.tag, update.time, OrderType.OPTION_EXERCISE
+            order.id, exercise.symbol, exercise.quantity, exercise.tag, update.time, OrderType.OPTION_EXERCISE
         )
-        self._algorithm.apply_fill(symbol, update.quantity, update.price, settle_cash=False)
-        self._algorithm.portfolio.cash += -update.quantity * update.price * 100
-        assignment = update.quantity > 0 and update.price > 0  # closing a short that is in the money
-        return self._event(order, OrderStatus.FILLED, utc, update.quantity, update.price, update.message, assignment)
+        outcome = "Assigned" if exercise.is_assignment else "Automatic Exercise" if exercise.in_the_money else "OTM"
+        message = f"{outcome}. Underlying: {exercise.underlying_price:g}"
+        if exercise.is_assignment and exercise.tag:
+            message = f"{message}. {exercise.tag}"
+        self._algorithm.apply_fill(exercise.symbol, exercise.quantity, 0.0)
+        self._algorithm.portfolio.cash += exercise.cash
+        event = self._event(order, OrderStatus.FILLED, utc, exercise.quantity, 0.0, message, exercise.is_assignment)
+        event.is_in_the_money = exercise.in_the_money
+        self._dispatch([event])
+        if exercise.underlying is None:
+            return
+        self._algorithm.apply_fill(exercise.underlying, exercise.underlying_quantity, exercise.strike)
+        delivered = self._event(
+            order,
+            OrderStatus.FILLED,
+            utc,
+            exercise.underlying_quantity,
+            exercise.strike,
+            "Option Assignment" if exercise.is_assignment else "Option Exercise",
+        )
+        delivered.symbol = exercise.underlying
+        delivered.is_in_the_money = True
+        self._dispatch([delivered])
 
     def apply_updates(self, updates: Sequence[BrokerUpdate]) -> None:
         """LEAN's HandleOrderEvents: all of the batch reaches the portfolio, then the handler sees each event."""
-        if not updates:
-            return
-        self._dispatch(self._apply(updates))
+        batch: List[BrokerUpdate] = []
+        for update in updates:
+            if update.kind != "exercise":
+                batch.append(update)
+                continue
+            self._dispatch(self._apply(batch))
+            batch = []
+            self._exercise(update)
+        if batch:
+            self._dispatch(self._apply(batch))
 
     def deliver_pending(self) -> None:
         """Async SUBMITTED (and reject) events of orders placed since the previous step."""

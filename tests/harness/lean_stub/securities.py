@@ -108,6 +108,11 @@ class Security:
         return self._source.prices(self.symbol)[0]
 
     @property
+    def close(self) -> float:
+        """Security.Close: the last close (the price, in the harness)."""
+        return self._source.prices(self.symbol)[0]
+
+    @property
     def open(self) -> float:
         return self._source.prices(self.symbol)[1]
 

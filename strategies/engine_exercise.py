@@ -1,0 +1,286 @@
+"""Exercise, assignment and expiry, booked as what they are.
+
+LEAN closes a held contract without an order of ours through an OrderType.OPTION_EXERCISE order
+(Common/Orders/OptionExercise/DefaultExerciseModel.cs `OptionExercise`): at expiry (out of the money the
+contract simply fills at 0), or by exercise/assignment in the money, at expiry or early (a short can be
+assigned any day; BacktestingBrokerage simulates it near expiry). The contract's event fills at 0 for the
+closing quantity (`is_assignment` when it was short and in the money). A physically settled contract (SPY)
+then delivers shares at the strike under the same order id, in a second event; a cash-settled one (SPX) is
+credited its intrinsic value by the portfolio (Common/Securities/Option/OptionPortfolioModel.cs
+`ProcessCloseTradeProfit`), which no event carries, so it is booked here as a fill at the intrinsic value of
+the underlying's close: the same cash.
+
+Booking (invariants):
+- one SETTLEMENT group per exercise order and owning position, FILLED from the start, saved and flushed before
+  anything else; its legs are the closed contract and, physically settled in the money, the shares the
+  exercise delivers (booked with the contract's event: both events come from one exercise, so a crash
+  between them loses nothing, and the delivery event only confirms it);
+- an event counts once (its fill key "run/order/event" is on the leg);
+- afterwards the position holds `engine_facts.position_holdings`; nothing left -> CLOSED with its realized
+  P&L; anything left (shares, the other legs of the structure) -> flattened at the next open market through
+  an ordinary write-ahead EXIT group: a careful trader does not keep half a structure or assigned shares;
+- each step is a record, so a restart finds where it was (settled, not flattened -> flattened at the open).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, time
+from typing import List, Optional, Tuple
+
+from persistence.records import (
+    GroupPurpose,
+    GroupStatus,
+    LegRecord,
+    LegStatus,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    Right,
+)
+from recovery.reconcile import parse_contract_key
+from recovery.startup import StartPlan
+from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, SHARES_PER_CONTRACT, is_share_key
+from strategies.engine_facts import is_settled, new_record_id, position_holdings
+from strategies.engine_recovery import EngineRecovery
+from strategies.ports import EventStatus, OrderEventData
+
+SESSION_END = time(16, 0)  # a contract expiring today is settled by the broker after this (LEAN: overnight)
+
+
+def intrinsic_value(right: Right, strike: float, underlying_price: float) -> float:
+    """Common/Securities/Option/Option.cs `GetIntrinsicValue` (OptionPayoff): what one unit is worth at expiry."""
+    return max(0.0, underlying_price - strike) if right is Right.CALL else max(0.0, strike - underlying_price)
+
+
+def delivered_shares(right: Right, closing_quantity: int) -> int:
+    """Option.cs `GetExerciseQuantity`: shares that change hands for an exercise order of `closing_quantity`
+    (short put assigned: +; long put exercised: -; short call assigned: -; long call exercised: +)."""
+    return (-1 if right is Right.CALL else 1) * closing_quantity * SHARES_PER_CONTRACT
+
+
+def _share_leg(symbol: str, quantity: int, price: float, order_id: int, fill_key: str) -> LegRecord:
+    return LegRecord(
+        symbol=symbol,
+        underlying=symbol,
+        right=SHARE_RIGHT,
+        strike=SHARE_STRIKE,
+        expiry=SHARE_EXPIRY,
+        quantity=quantity,
+        filled_quantity=quantity,
+        avg_fill_price=price,
+        status=LegStatus.FILLED,
+        order_ids=(order_id,) if order_id >= 0 else (),
+        fill_keys=(fill_key,),
+    )
+
+
+class EngineExercise(EngineRecovery):
+    # ------------------------------------------------------------------------------------------- events
+
+    def _book_exercise(self, event: OrderEventData) -> None:
+        """An event of an OptionExercise order (or one flagged as an assignment)."""
+        if event.status is not EventStatus.FILLED or not event.fill_quantity:
+            self._log.info(f"engine: exercise order {event.order_id}: {event.status.value}, nothing to book")
+            return
+        if is_share_key(event.symbol):
+            self._book_delivery(event)
+            return
+        fill_key = f"{self._run_id}/{event.order_id}/{event.event_id}"
+        if any(fill_key in leg.fill_keys for g in self._groups.values() for leg in g.legs):
+            return  # already booked
+        kind = "assignment" if event.is_assignment else "exercise" if event.in_the_money else "expiry"
+        left = self._settle_contract(event, kind, fill_key)
+        if left:
+            self._alert(
+                "exercise-unowned",
+                f"{kind} of {event.symbol} {left:+d} (order {event.order_id}) matches no open position; "
+                "reconcile decides",
+                event.symbol,
+            )
+            self._reconcile_pending = True
+        self._settle()
+
+    def _settle_contract(self, event: OrderEventData, kind: str, fill_key: str) -> int:
+        """Book the contract's fill on the positions holding it (oldest first); returns what no position held."""
+        parsed = parse_contract_key(event.symbol)
+        if parsed is None:
+            return event.fill_quantity
+        underlying, expiry, right, strike = parsed
+        price = 0.0
+        if event.cash_settled and event.in_the_money:
+            spot = event.underlying_price if event.underlying_price is not None else self._view_price()
+            price = intrinsic_value(right, strike, spot) if spot is not None else 0.0
+        left = event.fill_quantity
+        for position, held in self._owners(event.symbol, left):
+            quantity = (1 if left > 0 else -1) * min(abs(left), abs(held))
+            option = LegRecord(
+                symbol=event.symbol,
+                underlying=underlying,
+                right=right,
+                strike=strike,
+                expiry=expiry,
+                quantity=quantity,
+                filled_quantity=quantity,
+                avg_fill_price=price,
+                status=LegStatus.FILLED,
+                order_ids=(event.order_id,) if event.order_id >= 0 else (),
+                fill_keys=(fill_key,),
+            )
+            legs: Tuple[LegRecord, ...] = (option,)
+            if event.in_the_money and not event.cash_settled:
+                shares = delivered_shares(right, quantity)
+                legs = (option, _share_leg(underlying, shares, strike, event.order_id, f"{fill_key}/delivery"))
+            self._save_settlement(position, legs, kind, event.message)
+            left -= quantity
+            if not left:
+                break
+        return left
+
+    def _owners(self, symbol: str, closing: int) -> List[Tuple[PositionRecord, int]]:
+        """Open positions holding `symbol` on the side a fill of `closing` closes, with what each holds."""
+        found = []
+        for _, position in sorted(self._positions.items()):
+            if position.status is PositionStatus.CLOSED:
+                continue
+            held = position_holdings(position, self._groups.values()).get(symbol, 0)
+            if held and (held > 0) != (closing > 0):
+                found.append((position, held))
+        return found
+
+    def _save_settlement(
+        self, position: PositionRecord, legs: Tuple[LegRecord, ...], kind: str, message: str
+    ) -> OrderGroupRecord:
+        run_id = self._run_id
+        group_id = new_record_id(f"{position.position_id}-settle", self._now, run_id, self._taken_ids())
+        group = OrderGroupRecord(
+            group_id=group_id,
+            strategy_id=position.strategy_id,
+            purpose=GroupPurpose.SETTLEMENT,
+            position_id=position.position_id,
+            legs=legs,
+            status=GroupStatus.FILLED,
+            created_at=self._now,
+            updated_at=self._now,
+            run_id=run_id,
+            decision=f"{kind}: {message}" if message else kind,
+        )
+        self._set_group(group)
+        self._flush()
+        what = ", ".join(f"{leg.symbol} {leg.filled_quantity:+d} at {leg.avg_fill_price:g}" for leg in legs)
+        self._alert(kind, f"position {position.position_id}: {kind} booked ({what}) -> {group_id}", group_id)
+        return group
+
+    def _book_delivery(self, event: OrderEventData) -> None:
+        """The underlying's event of an exercise: the shares were booked with the contract's event; a delivery
+        we did not expect is booked on the settlement of the same order, or left to reconcile."""
+        run_id = self._run_id
+        settlements = [
+            g
+            for _, g in sorted(self._groups.items())
+            if g.purpose is GroupPurpose.SETTLEMENT
+            and g.run_id == run_id
+            and any(event.order_id in leg.order_ids for leg in g.legs)
+        ]
+        if any(is_share_key(leg.symbol) for g in settlements for leg in g.legs):
+            self._log.info(f"engine: delivery {event.symbol} {event.fill_quantity:+d} already booked")
+            return
+        if not settlements:
+            self._alert("delivery-unowned", f"{event.symbol} {event.fill_quantity:+d} delivered: no settlement")
+            self._reconcile_pending = True
+            return
+        group = settlements[0]
+        fill_key = f"{run_id}/{event.order_id}/{event.event_id}"
+        share = _share_leg(event.symbol, event.fill_quantity, event.fill_price, event.order_id, fill_key)
+        self._set_group(replace(group, legs=(*group.legs, share), updated_at=self._now))
+        self._flush()
+        self._alert("delivery", f"{event.symbol} {event.fill_quantity:+d} delivered, booked on {group.group_id}")
+        self._settle()
+
+    def _view_price(self) -> Optional[float]:
+        view = self._view
+        return view.price if view is not None else None
+
+    # ------------------------------------------------------------------------------------------- afterwards
+
+    def _book(self, market_open: bool) -> StartPlan:
+        """Also close settled positions that hold nothing any more (a crash may have come between the
+        settlement and the close)."""
+        plan = super()._book(market_open)
+        if self._close_emptied():
+            plan = super()._book(market_open)
+        return plan
+
+    def _close_emptied(self) -> bool:
+        closed = False
+        groups = self._groups.values()
+        for position_id, position in sorted(self._positions.items()):
+            if position.status is PositionStatus.CLOSED or self._in_flight_for_position(position_id):
+                continue
+            if is_settled(position, groups) and not position_holdings(position, groups):
+                closed = self._close_position(position_id) or closed
+        return closed
+
+    def _flatten_settled(self) -> None:
+        """At an open market: every position an exercise or assignment touched is closed in full (what is
+        left of the structure and the delivered shares), write-ahead like any exit."""
+        groups = self._groups.values()
+        for position_id, position in sorted(self._positions.items()):
+            if position.status is not PositionStatus.OPEN or self._in_flight_for_position(position_id):
+                continue
+            if not (is_settled(position, groups) and position_holdings(position, groups)):
+                continue
+            machine = self._machines.get(position.strategy_id)
+            owner = machine if machine is not None and machine.record.position_id == position_id else None
+            self._exit(position, "settled by exercise/assignment/expiry: closing what is left", owner)
+            groups = self._groups.values()
+
+    def _expire_at_end_of_run(self, now: datetime) -> None:
+        """The last day of a run: LEAN settles expiries on the next tradable date (DelistingEventProvider), so
+        contracts that expired by now get no event inside the run. Book them as the exercise model will (out of
+        the money at 0; in the money delivered at the strike or cash-settled at intrinsic of the last price),
+        noted as an estimate, so the run's records and P&L end where the account will be."""
+        spot = self._view_price()
+        for _, position in sorted(self._positions.items()):
+            if position.status is PositionStatus.CLOSED:
+                continue
+            for symbol, held in sorted(position_holdings(position, self._groups.values()).items()):
+                parsed = parse_contract_key(symbol)
+                if parsed is None or not _expired(parsed[1], now):
+                    continue
+                right, strike = parsed[2], parsed[3]
+                in_the_money = spot is not None and intrinsic_value(right, strike, spot) >= 0.01
+                event = OrderEventData(
+                    order_id=-1,
+                    event_id=0,
+                    symbol=symbol,
+                    status=EventStatus.FILLED,
+                    fill_quantity=-held,
+                    fill_price=0.0,
+                    tag="",
+                    utc_time=now,
+                    is_assignment=in_the_money and held < 0,
+                    message=f"expired by the end of the run (estimate at {spot})",
+                    exercise=True,
+                    in_the_money=in_the_money,
+                    cash_settled=self._cash_settled(symbol),
+                    underlying_price=spot,
+                )
+                kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
+                self._settle_contract(event, kind, f"end-of-run/{position.position_id}/{symbol}")
+        self._settle()
+
+    def _cash_settled(self, symbol: str) -> bool:
+        """Index options settle in cash (LEAN: IndexOption, SettlementType.Cash); equity options deliver."""
+        return symbol.split("-", 1)[0] in CASH_SETTLED_UNDERLYINGS
+
+
+# the underlyings whose options the template trades as index options (main.py _INDEX_OPTION_TARGETS)
+CASH_SETTLED_UNDERLYINGS = frozenset({"SPX", "SPXW", "NDX", "NDXP", "RUT", "RUTW"})
+
+
+def _expired(expiry: date, now: datetime) -> bool:
+    return expiry < now.date() or (expiry == now.date() and now.time() >= SESSION_END)
+
+
+__all__ = ["CASH_SETTLED_UNDERLYINGS", "EngineExercise", "delivered_shares", "intrinsic_value"]

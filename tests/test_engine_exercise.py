@@ -1,0 +1,186 @@
+"""Exercise, assignment and expiry booked as what they are (strategies/engine_exercise.py), with events shaped
+like LEAN's (Common/Orders/OptionExercise/DefaultExerciseModel.cs OptionExercise: the contract FILLED at 0 for
+the closing quantity, then, physically settled in the money, the underlying at the strike under the same order
+id; cash settlement carries no price, the portfolio credits the intrinsic value)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import List, Optional
+
+import pytest
+
+from persistence.records import GroupPurpose, PositionStatus, Right
+from strategies.base import EntryPlan
+from strategies.ports import EventStatus, LegSpec, OrderEventData
+from tests.test_engine import restart
+from tests.test_engine_support import NEAR, T0, FakeBroker, FakeRules, FakeStore, FakeView, Rig, make_engine
+
+NAKED = f"SPY-{NEAR:%Y%m%d}-P-400"
+TAG = "Simulated option assignment before expiration"
+
+
+def entered() -> Rig:
+    rig = make_engine(FakeStore(), FakeBroker(), FakeRules())
+    rig.broker.auto_fill = True
+    rig.engine.on_market(FakeView(now=T0))
+    rig.rules.want_entry = False  # one cycle
+    (position,) = rig.engine.snapshot().open_positions()
+    assert {c.symbol: c.quantity for c in position.contracts}[NAKED] == -2
+    return rig
+
+
+def exercise_events(
+    order_id: int,
+    symbol: str,
+    closing: int,
+    *,
+    shares: int = 0,
+    strike: float = 0.0,
+    assignment: bool = False,
+    in_the_money: bool = True,
+    cash_settled: bool = False,
+    underlying_price: Optional[float] = None,
+) -> List[OrderEventData]:
+    events = [
+        OrderEventData(
+            order_id,
+            1,
+            symbol,
+            EventStatus.FILLED,
+            closing,
+            0.0,
+            TAG,
+            T0,
+            (),
+            assignment,
+            "Assigned",
+            exercise=True,
+            in_the_money=in_the_money,
+            cash_settled=cash_settled,
+            underlying_price=underlying_price,
+        )
+    ]
+    if shares:
+        events.append(
+            OrderEventData(
+                order_id,
+                2,
+                symbol.split("-", maxsplit=1)[0],
+                EventStatus.FILLED,
+                shares,
+                strike,
+                TAG,
+                T0,
+                (),
+                False,
+                "Option Assignment",
+                exercise=True,
+                in_the_money=True,
+            )
+        )
+    return events
+
+
+def assign_naked_puts(rig: Rig, *, deliver: bool = True) -> None:
+    """LEAN assigns the two short 400 puts early: -2 puts gone, +200 shares bought at 400."""
+    rig.broker.held.pop(NAKED)
+    rig.broker.held["SPY"] = 200
+    rig.broker.average["SPY"] = 400.0
+    events = exercise_events(900, NAKED, 2, shares=200, strike=400.0, assignment=True, underlying_price=380.0)
+    for event in events if deliver else events[:1]:
+        rig.engine.on_order_event(event)
+
+
+def test_early_assignment_of_a_short_put_flattens_the_shares_and_books_the_pnl() -> None:
+    rig = entered()
+    assign_naked_puts(rig)
+    (settlement,) = [g for g in rig.engine.snapshot().groups.values() if g.purpose is GroupPurpose.SETTLEMENT]
+    assert {leg.symbol: (leg.filled_quantity, leg.avg_fill_price) for leg in settlement.legs} == {
+        NAKED: (2, 0.0),
+        "SPY": (200, 400.0),
+    }
+    assert "SPY" in rig.store.disk[settlement.record_name].legs[1].symbol  # durable before anything else
+    rig.broker.fill_prices["SPY"] = 380.0
+    rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=1), price=380.0))
+    assert rig.broker.held == {}  # shares sold, the spread the assignment left closed
+    (position,) = rig.engine.snapshot().positions.values()
+    assert position.status is PositionStatus.CLOSED
+    # entry credit 2 (x100), shares bought at 400 and sold at 380 (x200), everything else at 1.00 both ways
+    assert position.realized_pnl == pytest.approx(200.0 - 4000.0)
+    assert not any(kind == "adopted" for kind, _, _ in rig.store.audits)
+
+
+def test_an_assignment_survives_a_crash_before_the_shares_are_sold() -> None:
+    rig = entered()
+    assign_naked_puts(rig, deliver=False)  # the crash comes before the delivery event is even handled
+    rig.broker.fill_prices["SPY"] = 380.0
+    new = restart(rig, "run2")
+    assert not any(kind in ("adopted", "quantity-mismatch") for kind, _, _ in new.store.audits)
+    new.engine.on_market(FakeView(now=T0 + timedelta(minutes=31), price=380.0))
+    assert new.broker.held == {}
+    (position,) = new.engine.snapshot().positions.values()
+    assert position.status is PositionStatus.CLOSED and position.realized_pnl == pytest.approx(-3800.0)
+
+
+def test_the_same_exercise_event_is_booked_once() -> None:
+    rig = entered()
+    assign_naked_puts(rig)
+    for event in exercise_events(900, NAKED, 2, shares=200, strike=400.0, assignment=True):
+        rig.engine.on_order_event(event)
+    settlements = [g for g in rig.engine.snapshot().groups.values() if g.purpose is GroupPurpose.SETTLEMENT]
+    assert len(settlements) == 1
+
+
+SPX_EXPIRY = date(2024, 3, 15)
+
+
+def spx(strike: float, quantity: int) -> LegSpec:
+    return LegSpec(f"SPX-{SPX_EXPIRY:%Y%m%d}-P-{strike:g}", "SPX", Right.PUT, strike, SPX_EXPIRY, quantity)
+
+
+class SpxRules(FakeRules):
+    def entry_plan(self, view: FakeView, state: object, size_factor: float) -> Optional[EntryPlan]:  # type: ignore[override]
+        if not self.want_entry:
+            return None
+        self.want_entry = False
+        legs = (spx(4400, 1), spx(4350, -1), spx(4000, -2))
+        return EntryPlan(self.strategy_id, legs, 1, -1.5, 150.0, 300.0, SPX_EXPIRY, (4000.0, 4350.0, 4400.0), "t")
+
+
+def test_spx_options_expiring_in_the_money_are_cash_settled_and_booked() -> None:
+    rig = make_engine(FakeStore(), FakeBroker(), SpxRules())
+    rig.broker.auto_fill = True
+    rig.engine.on_market(FakeView(now=T0))
+    rig.broker.held.clear()  # expiry: the broker closes everything, the account is credited in cash
+    expiry = {"underlying_price": 4300.0, "cash_settled": True}
+    events = [
+        *exercise_events(901, spx(4400, 1).symbol, -1, **expiry),  # type: ignore[arg-type]
+        *exercise_events(902, spx(4350, 1).symbol, 1, assignment=True, **expiry),  # type: ignore[arg-type]
+        *exercise_events(903, spx(4000, 1).symbol, 2, in_the_money=False, **expiry),  # type: ignore[arg-type]
+    ]
+    for event in events:
+        rig.engine.on_order_event(event)
+    (position,) = rig.engine.snapshot().positions.values()
+    assert position.status is PositionStatus.CLOSED
+    # credit 2 at entry, the long 4400 put is worth 100, the short 4350 put costs 50, the 4000 puts expire: x100
+    assert position.realized_pnl == pytest.approx((2.0 + 100.0 - 50.0) * 100)
+    assert rig.broker.submitted[1:] == []  # nothing to flatten: no shares, nothing left
+
+
+def test_contracts_that_expired_by_the_end_of_the_run_are_booked_without_an_event() -> None:
+    """LEAN settles an expiry on the next tradable date (Engine/DataFeeds/Enumerators/DelistingEventProvider.cs):
+    a run ending on an expiry day gets no event for it. The run's last records must still be right."""
+    rig = entered()
+    rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=1), price=470.0))
+    rig.engine.end_of_run(datetime(2024, 5, 17, 23, 55))  # every contract expired out of the money
+    (position,) = rig.engine.snapshot().positions.values()
+    assert position.status is PositionStatus.CLOSED and position.realized_pnl == pytest.approx(200.0)
+    assert any(kind == "expiry" for kind, _, _ in rig.store.audits)
+
+
+def test_contracts_expiring_today_are_not_booked_before_the_close() -> None:
+    rig = entered()
+    rig.engine.end_of_run(datetime(2024, 3, 15, 15, 30))  # stopped during the expiry day's session
+    (position,) = rig.engine.snapshot().open_positions()
+    assert position.status is PositionStatus.OPEN

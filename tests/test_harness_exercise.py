@@ -1,0 +1,54 @@
+"""Exercise and assignment through the unchanged main.py on the harness (which follows LEAN's exercise model
+and BacktestingBrokerage's early assignment, see tests/harness/brokerage.py and the conformance tests)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+
+import pytest
+
+from persistence.records import GroupPurpose, PositionStatus
+from tests.harness.market import SyntheticMarket
+from tests.harness.simulation import Deployment
+
+FRIDAY = date(2024, 1, 5)
+
+
+def shocked_market(seed: int, start: date, end: date, at: datetime, factor: float) -> SyntheticMarket:
+    """The synthetic market with every price from `at` on multiplied by `factor` (a crash or a squeeze)."""
+    market = SyntheticMarket(seed, start, end)
+    for index, step in enumerate(market.steps):
+        if step.time >= at:
+            session_open = step.session_open if step.time.date() == at.date() else step.session_open * factor
+            market.steps[index] = replace(
+                step,
+                price=round(step.price * factor, 2),
+                open=round(step.open * factor, 2),
+                session_open=round(session_open, 2),
+            )
+    return market
+
+
+def test_spy_short_put_assigned_early_leaves_no_untracked_shares_and_books_the_pnl() -> None:
+    # the Friday 0DTE condor is entered at 10:30; at 11:00 SPY is 8 % lower: its short put is deep in the money
+    # on its expiry day, and the broker's hourly assignment scan assigns it (DefaultOptionAssignmentModel)
+    market = shocked_market(7, FRIDAY, date(2024, 1, 8), datetime(2024, 1, 5, 11, 0), 0.92)
+    deployment = Deployment(
+        seed=7, start=FRIDAY, end=FRIDAY, market=market, parameters={"lt112-enabled": "false"}
+    ).run()
+    assert deployment.runtime_error is None
+    snapshot = deployment.engine.snapshot()
+    (settlement,) = [g for g in snapshot.groups.values() if g.purpose is GroupPurpose.SETTLEMENT]
+    assert (settlement.decision or "").startswith("assignment")
+    delivered = {leg.symbol: leg.filled_quantity for leg in settlement.legs}["SPY"]
+    assert delivered > 0
+    # the shares were sold by the next bar's flattening exit, with what the assignment left of the condor
+    (flatten,) = [g for g in snapshot.groups.values() if g.purpose is GroupPurpose.EXIT]
+    assert {leg.symbol: leg.filled_quantity for leg in flatten.legs}["SPY"] == -delivered
+    assert flatten.updated_at <= datetime(2024, 1, 5, 11, 10)
+    assert deployment.broker_holdings() == {}
+    (position,) = snapshot.positions.values()
+    assert position.status is PositionStatus.CLOSED and position.realized_pnl is not None
+    # the booked P&L is what the account made (fills of worthless wings aside: a cent or two per contract)
+    assert position.realized_pnl == pytest.approx(deployment.brokerage.cash - 250_000.0, abs=50.0)
