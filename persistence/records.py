@@ -48,7 +48,8 @@ class GroupPurpose(StrEnum):
     ROLLBACK = "ROLLBACK"  # closes the filled legs of an incomplete group
     COMPLETION = "COMPLETION"  # re-submits the pending legs of an incomplete group
     # what the broker did to a held contract without an order of ours: exercise, assignment or expiry (the
-    # contract closed at 0, or at its intrinsic value when cash-settled) and any shares delivered at the strike
+    # contract closed at 0, or at its intrinsic value when cash-settled) and any shares delivered at the strike;
+    # also the sale of those shares (strategies/engine_exercise.py)
     SETTLEMENT = "SETTLEMENT"
 
 

@@ -39,7 +39,7 @@ from persistence.records import GroupPurpose, LegStatus, OrderGroupRecord
 from strategies.order_groups import filled_legs, is_incomplete, net_filled_legs, new_group, open_legs, pending_legs
 from strategies.ports import LegSpec
 
-RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK})
+RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK, GroupPurpose.SETTLEMENT})
 OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 

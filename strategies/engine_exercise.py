@@ -17,8 +17,10 @@ Booking (invariants):
   between them loses nothing, and the delivery event only confirms it);
 - an event counts once (its fill key "run/order/event" is on the leg);
 - afterwards the position holds `engine_facts.position_holdings`; nothing left -> CLOSED with its realized
-  P&L; anything left (shares, the other legs of the structure) -> flattened at the next open market through
-  an ordinary write-ahead EXIT group: a careful trader does not keep half a structure or assigned shares;
+  P&L; anything left is flattened at the next open market, write-ahead: delivered shares first, by a
+  SETTLEMENT group of their own (single market orders; a partial fill is completed like an exit), then the
+  rest of the structure by an ordinary EXIT group: a careful trader keeps neither assigned shares nor half a
+  structure;
 - each step is a record, so a restart finds where it was (settled, not flattened -> flattened at the open).
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from persistence.records import (
     GroupPurpose,
@@ -43,7 +45,8 @@ from recovery.startup import StartPlan
 from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, SHARES_PER_CONTRACT, is_share_key
 from strategies.engine_facts import is_settled, new_record_id, position_holdings
 from strategies.engine_recovery import EngineRecovery
-from strategies.ports import EventStatus, OrderEventData
+from strategies.order_groups import mark_refused, new_group
+from strategies.ports import EventStatus, LegSpec, OrderEventData
 
 SESSION_END = time(16, 0)  # a contract expiring today is settled by the broker after this (LEAN: overnight)
 
@@ -222,18 +225,42 @@ class EngineExercise(EngineRecovery):
         return closed
 
     def _flatten_settled(self) -> None:
-        """At an open market: every position an exercise or assignment touched is closed in full (what is
-        left of the structure and the delivered shares), write-ahead like any exit."""
-        groups = self._groups.values()
+        """At an open market: every position an exercise or assignment touched is closed in full, write-ahead
+        like any order: first the delivered shares (a single order of their own, so a contract that cannot be
+        traded right now never holds them up), then what is left of the structure (an ordinary exit)."""
         for position_id, position in sorted(self._positions.items()):
             if position.status is not PositionStatus.OPEN or self._in_flight_for_position(position_id):
                 continue
-            if not (is_settled(position, groups) and position_holdings(position, groups)):
+            groups = self._groups.values()
+            held = position_holdings(position, groups)
+            if not (is_settled(position, groups) and held):
+                continue
+            shares = {symbol: quantity for symbol, quantity in held.items() if is_share_key(symbol)}
+            if shares:
+                self._sell_shares(position, shares)
                 continue
             machine = self._machines.get(position.strategy_id)
             owner = machine if machine is not None and machine.record.position_id == position_id else None
             self._exit(position, "settled by exercise/assignment/expiry: closing what is left", owner)
-            groups = self._groups.values()
+
+    def _sell_shares(self, position: PositionRecord, shares: Dict[str, int]) -> None:
+        """A SETTLEMENT group that closes the delivered shares: saved and flushed, then one market order each."""
+        legs = [LegSpec(s, s, SHARE_RIGHT, SHARE_STRIKE, SHARE_EXPIRY, -q) for s, q in sorted(shares.items())]
+        if self._quotes_missing(f"{position.position_id}-shares", legs):
+            return
+        run_id = self._broker.run_id
+        group_id = new_record_id(f"{position.position_id}-shares", self._now, run_id, self._taken_ids())
+        group = new_group(
+            group_id, position.strategy_id, GroupPurpose.SETTLEMENT, position.position_id, legs, self._now, run_id
+        )
+        durable = self._set_group(group)
+        durable = self._flush_write_ahead() and durable
+        if not durable:
+            self._alert("save-failed", f"share sale {group_id} not durable; no order placed", group_id)
+            self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
+            return
+        self._log.info(f"engine: selling delivered shares of {position.position_id} with {group_id}: {shares}")
+        self._submit(group_id, as_combo=False)
 
     def _expire_at_end_of_run(self, now: datetime) -> None:
         """The last day of a run: LEAN settles expiries on the next tradable date (DelistingEventProvider), so

@@ -268,7 +268,7 @@ def target_state(
     or rollback) in flight -> ENTERING; an open position -> ACTIVE; otherwise WAITING."""
     moving = in_flight_groups_of(strategy_id, groups)
     held = open_positions_of(strategy_id, positions)
-    exits = [g for g in moving if g.purpose is GroupPurpose.EXIT]
+    exits = [g for g in moving if g.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT)]  # a share sale too
     if exits:
         group = exits[-1]
         return TargetState(StrategyState.EXITING, group.position_id, group.group_id, f"exit {group.group_id} in flight")

@@ -103,7 +103,9 @@ def test_early_assignment_of_a_short_put_flattens_the_shares_and_books_the_pnl()
     assert "SPY" in rig.store.disk[settlement.record_name].legs[1].symbol  # durable before anything else
     rig.broker.fill_prices["SPY"] = 380.0
     rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=1), price=380.0))
-    assert rig.broker.held == {}  # shares sold, the spread the assignment left closed
+    assert "SPY" not in rig.broker.held  # the shares are sold first, by an order of their own
+    rig.engine.on_market(FakeView(now=T0 + timedelta(minutes=2), price=380.0))
+    assert rig.broker.held == {}  # then the spread the assignment left is closed
     (position,) = rig.engine.snapshot().positions.values()
     assert position.status is PositionStatus.CLOSED
     # entry credit 2 (x100), shares bought at 400 and sold at 380 (x200), everything else at 1.00 both ways
@@ -117,7 +119,8 @@ def test_an_assignment_survives_a_crash_before_the_shares_are_sold() -> None:
     rig.broker.fill_prices["SPY"] = 380.0
     new = restart(rig, "run2")
     assert not any(kind in ("adopted", "quantity-mismatch") for kind, _, _ in new.store.audits)
-    new.engine.on_market(FakeView(now=T0 + timedelta(minutes=31), price=380.0))
+    for minute in (31, 32):
+        new.engine.on_market(FakeView(now=T0 + timedelta(minutes=minute), price=380.0))
     assert new.broker.held == {}
     (position,) = new.engine.snapshot().positions.values()
     assert position.status is PositionStatus.CLOSED and position.realized_pnl == pytest.approx(-3800.0)

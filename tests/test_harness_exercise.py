@@ -35,18 +35,24 @@ def test_spy_short_put_assigned_early_leaves_no_untracked_shares_and_books_the_p
     # on its expiry day, and the broker's hourly assignment scan assigns it (DefaultOptionAssignmentModel)
     market = shocked_market(7, FRIDAY, date(2024, 1, 8), datetime(2024, 1, 5, 11, 0), 0.92)
     deployment = Deployment(
-        seed=7, start=FRIDAY, end=FRIDAY, market=market, parameters={"lt112-enabled": "false"}
+        seed=7, start=FRIDAY, end=date(2024, 1, 8), market=market, parameters={"lt112-enabled": "false"}
     ).run()
     assert deployment.runtime_error is None
     snapshot = deployment.engine.snapshot()
-    (settlement,) = [g for g in snapshot.groups.values() if g.purpose is GroupPurpose.SETTLEMENT]
-    assert (settlement.decision or "").startswith("assignment")
-    delivered = {leg.symbol: leg.filled_quantity for leg in settlement.legs}["SPY"]
+    settlements = sorted(
+        (g for g in snapshot.groups.values() if g.purpose is GroupPurpose.SETTLEMENT), key=lambda g: g.created_at
+    )
+    assignment, sale = settlements[0], settlements[1]
+    assert (assignment.decision or "").startswith("assignment")
+    delivered = {leg.symbol: leg.filled_quantity for leg in assignment.legs}["SPY"]
     assert delivered > 0
-    # the shares were sold by the next bar's flattening exit, with what the assignment left of the condor
-    (flatten,) = [g for g in snapshot.groups.values() if g.purpose is GroupPurpose.EXIT]
-    assert {leg.symbol: leg.filled_quantity for leg in flatten.legs}["SPY"] == -delivered
-    assert flatten.updated_at <= datetime(2024, 1, 5, 11, 10)
+    # the shares were sold at the next bar, by an order of their own
+    assert [(leg.symbol, leg.filled_quantity) for leg in sale.legs] == [("SPY", -delivered)]
+    assert sale.updated_at <= datetime(2024, 1, 5, 11, 5)
+    # and what the assignment left of the condor was closed too (an exit, or its expiry the same day and the
+    # shares that delivered sold at Monday's open): nothing is held at the end, nothing had to be adopted
+    assert any(g.purpose is GroupPurpose.EXIT for g in snapshot.groups.values())
+    assert not any("adopted" in message for _, _, message in deployment.algorithm.logs)
     assert deployment.broker_holdings() == {}
     (position,) = snapshot.positions.values()
     assert position.status is PositionStatus.CLOSED and position.realized_pnl is not None

@@ -434,13 +434,3 @@ def test_exercise_events_come_one_at_a_time_under_one_order_id() -> None:
     assert share_event.is_in_the_money and share_event.message == "Option Assignment"
     # the first event is handled before the shares are delivered; the second after
     assert "SPY" not in algorithm.trace[-2][1] and algorithm.trace[-1][1]["SPY"] == 100
-
-
-def test_an_option_is_priced_at_its_quote_bar_close_never_zero_while_quoted() -> None:
-    """Common/Data/Market/QuoteBar.cs Close: mid of bid and ask when both are non-zero, else the non-zero
-    side; a worthless contract quoted 0 / 0.01 is priced 0.01, so LEAN's SecurityPriceZero check passes."""
-    from tests.harness.simulation import quote_bar_close  # noqa: PLC0415
-
-    assert quote_bar_close(1.0, 1.2) == pytest.approx(1.1)
-    assert quote_bar_close(0.0, 0.01) == 0.01
-    assert quote_bar_close(0.0, 0.0) == 0.0

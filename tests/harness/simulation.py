@@ -84,8 +84,6 @@ class _Prices:
             return 0.0, 0.0, 0.0, 0.0  # before any data, or a canonical option symbol
         mark, bid, ask = self._brokerage.quote(symbol, index)
         step = self._brokerage.market.steps[index]
-        if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
-            mark = quote_bar_close(bid, ask)
         opened = step.open if symbol.security_type == SecurityType.EQUITY else mark
         return mark, opened, bid, ask
 
@@ -102,15 +100,6 @@ class RunRecord:
     ended_at: Optional[datetime] = None
     crash: Optional[CrashPoint] = None
     runtime_error: Optional[str] = None
-
-
-def quote_bar_close(bid: float, ask: float) -> float:
-    """An option's price is its last quote bar's close (Common/Data/Market/QuoteBar.cs `Close`, LEAN 24863901):
-    the mid when bid and ask are both non-zero, else whichever is non-zero, else 0. So a contract quoted 0/0.01
-    is priced 0.01, never 0."""
-    if bid and ask:
-        return (bid + ask) / 2
-    return bid or ask
 
 
 def symbol_key(symbol: Symbol) -> str:
