@@ -112,6 +112,33 @@ def _archive_v2_to_v3(body: Body) -> Body:
     return upgraded
 
 
+def _order_group_v2_to_v3(body: Body) -> Body:
+    # v3 adds the credit the targets came from; an older entry's is unknown (its targets stay as planned)
+    upgraded = dict(body)
+    upgraded.setdefault("credit", None)
+    upgraded.setdefault("credit_symbols", [])
+    upgraded.setdefault("stop_cap", None)
+    return upgraded
+
+
+def _position_v3_to_v4(body: Body) -> Body:
+    # v4 adds the credit received; an older position's is unknown (None)
+    upgraded = dict(body)
+    upgraded.setdefault("credit_received", None)
+    return upgraded
+
+
+def _archive_v3_to_v4(body: Body) -> Body:
+    # the archive embeds group and position bodies: they take the same steps
+    upgraded = dict(body)
+    groups, positions = upgraded.get("groups"), upgraded.get("positions")
+    if isinstance(groups, list):
+        upgraded["groups"] = [_order_group_v2_to_v3(g) if isinstance(g, dict) else g for g in groups]
+    if isinstance(positions, list):
+        upgraded["positions"] = [_position_v3_to_v4(p) if isinstance(p, dict) else p for p in positions]
+    return upgraded
+
+
 def _risk_v1_to_v2(body: Body) -> Body:
     # v1 kept one streak and daily loss for all strategies together; which strategy lost is not in it, so each
     # strategy starts v2 with no losses of its own (the shared figures stay as they were)
@@ -128,6 +155,9 @@ STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("archive", 1): _archive_v1_to_v2,
     ("position", 2): _position_v2_to_v3,
     ("archive", 2): _archive_v2_to_v3,
+    ("order_group", 2): _order_group_v2_to_v3,
+    ("position", 3): _position_v3_to_v4,
+    ("archive", 3): _archive_v3_to_v4,
 }
 
 

@@ -138,6 +138,12 @@ class OrderGroupRecord:
     profit_target: Optional[float] = None
     max_loss: Optional[float] = None  # positive
     entry_vix: Optional[float] = None  # VIX when the entry was decided (None: no VIX data)
+    # v3: the credit the targets were computed from (at mid, whole position, positive), the contracts whose fills
+    # make up that credit, and an absolute cap of the stop (None: none). When the entry fills, the position's
+    # targets are re-based on the credit actually received: the same plan, no parameter read again.
+    credit: Optional[float] = None
+    credit_symbols: Tuple[str, ...] = ()
+    stop_cap: Optional[float] = None
 
     @property
     def record_name(self) -> str:
@@ -176,6 +182,9 @@ class PositionRecord:
     # text names what was refused and the broker's reason. Persisted, so a restart neither forgets it nor sends
     # the refused orders again blindly.
     attention: str = ""
+    # v4: the credit actually received for the legs the targets measure (the NPs of an LT112, every leg of a
+    # 0DTE), from the entry fills, account currency, positive; None when unknown (an older or adopted position)
+    credit_received: Optional[float] = None
 
     @property
     def record_name(self) -> str:

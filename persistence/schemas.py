@@ -26,11 +26,12 @@ SCHEMA_BY_TYPE: Dict[type, str] = {cls: name for name, cls in SCHEMA_TYPES.items
 # the version this code writes; migrations.py upgrades anything older, anything newer is quarantined
 CURRENT_VERSION: Dict[str, int] = {
     "strategy_state": 2,  # v2: last_entry (datetime) became last_entry_day (date)
-    "order_group": 2,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text)
-    "position": 3,  # v2: params_hash added; v3: attention (needs-attention reason) added
+    "order_group": 3,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text);
+    # v3: credit, credit_symbols, stop_cap (targets re-based on the credit received)
+    "position": 4,  # v2: params_hash added; v3: attention (needs-attention reason) added; v4: credit_received
     "risk": 2,  # v2: strategy_losses (each strategy's own streak and daily loss)
     "audit": 1,
-    "archive": 3,  # v2: its embedded order groups are order_group v2; v3: its positions are position v3
+    "archive": 4,  # v2: embedded order_group v2; v3: position v3; v4: order_group v3 and position v4
 }
 
 MANIFEST_SCHEMA = "manifest"

@@ -25,6 +25,11 @@ class EntryPlan:
     expiry: date  # nearest expiry among the legs
     strikes: Tuple[float, ...]
     reason: str
+    # the credit (at mid, whole position, positive) the targets were computed from, the contracts it comes from,
+    # and an absolute cap of the stop: stored with the entry so the targets follow the credit actually received
+    credit: Optional[float] = None
+    credit_symbols: Tuple[str, ...] = ()
+    stop_cap: Optional[float] = None
 
 
 class StrategyRules(Protocol):

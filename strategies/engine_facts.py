@@ -59,6 +59,9 @@ class PlanFacts:
     profit_target: float
     max_loss: float
     entry_vix: Optional[float]
+    credit: Optional[float] = None  # planned, at mid (see OrderGroupRecord.credit)
+    credit_symbols: Tuple[str, ...] = ()
+    stop_cap: Optional[float] = None
 
 
 def plan_facts_of(entry: Optional[OrderGroupRecord]) -> Optional[PlanFacts]:
@@ -66,14 +69,48 @@ def plan_facts_of(entry: Optional[OrderGroupRecord]) -> Optional[PlanFacts]:
     from before v2 without the old note, or none at all)."""
     if entry is None or entry.profit_target is None or entry.max_loss is None:
         return None
-    return PlanFacts(entry.profit_target, entry.max_loss, entry.entry_vix)
+    return PlanFacts(
+        entry.profit_target, entry.max_loss, entry.entry_vix, entry.credit, entry.credit_symbols, entry.stop_cap
+    )
+
+
+def credit_received(opening: Iterable[OrderGroupRecord], symbols: Collection[str]) -> Optional[float]:
+    """The credit the entry's fills of `symbols` brought in (account currency, positive = received); None when
+    there are no such symbols or one of their fills has no price."""
+    if not symbols:
+        return None
+    total = 0.0
+    for group in opening:
+        for leg in group.legs:
+            if leg.symbol in symbols and leg.filled_quantity:
+                if leg.avg_fill_price <= 0:
+                    return None
+                total -= leg.filled_quantity * leg.avg_fill_price * OPTION_MULTIPLIER
+    return total
+
+
+def targets_from_fill(facts: PlanFacts, received: Optional[float]) -> Tuple[float, float]:
+    """(profit target, stop) re-based on the credit actually received: the plan's targets x received / planned
+    credit, the stop capped at the plan's cap. Without a usable credit (unknown, or a fill for no credit) the
+    plan's figures stand (capped)."""
+    target, stop = facts.profit_target, facts.max_loss
+    if facts.credit is not None and facts.credit > 0 and received is not None and received > 0:
+        ratio = received / facts.credit
+        target, stop = target * ratio, stop * ratio
+    if facts.stop_cap is not None and facts.stop_cap > 0:
+        stop = min(stop, facts.stop_cap)
+    return target, stop
 
 
 # ----------------------------------------------------------------------------------------------- positions
 
 
 def position_from_build(
-    build: PositionToBuild, facts: Optional[PlanFacts], params_hash: str, entry_time: datetime
+    build: PositionToBuild,
+    facts: Optional[PlanFacts],
+    params_hash: str,
+    entry_time: datetime,
+    received: Optional[float] = None,
 ) -> PositionRecord:
     """The position record of a finished entry (recovery.startup lists it). Unknown plan facts (lost with a
     crash) are recorded as 0 and said in the note: the exit rules then rely on their DTE/time rules."""
@@ -82,6 +119,7 @@ def position_from_build(
         for leg in sorted(build.legs, key=lambda leg: leg.symbol)
     )
     note = "" if facts is not None else "entry plan targets unknown (lost before the fill was booked)"
+    target, stop = targets_from_fill(facts, received) if facts is not None else (0.0, 0.0)
     return PositionRecord(
         position_id=build.position_id,
         strategy_id=build.strategy_id,
@@ -92,10 +130,11 @@ def position_from_build(
         expiry=min(c.expiry for c in contracts),
         strikes=tuple(sorted({c.strike for c in contracts})),
         entry_vix=facts.entry_vix if facts else None,
-        profit_target=facts.profit_target if facts else 0.0,
-        max_loss=facts.max_loss if facts else 0.0,
+        profit_target=target,
+        max_loss=stop,
         params_hash=params_hash,
         note=note,
+        credit_received=received,
     )
 
 
@@ -296,6 +335,7 @@ __all__ = [
     "TargetState",
     "add_note",
     "attention_of",
+    "credit_received",
     "estimated_margin",
     "exit_legs",
     "in_flight_groups_of",
@@ -312,6 +352,7 @@ __all__ = [
     "safe_id_part",
     "settled_view",
     "target_state",
+    "targets_from_fill",
     "unpriced_fills",
     "with_leg_price",
 ]

@@ -69,7 +69,15 @@ class EngineOrders(EngineBase):
             self._alert("entry-refused", f"{strategy_id}: entry plan has bad legs: {error}", strategy_id)
             return
         # the plan's facts are saved with the group, before any order: the position is built from them later
-        group = replace(group, profit_target=plan.profit_target, max_loss=plan.max_loss, entry_vix=vix)
+        group = replace(
+            group,
+            profit_target=plan.profit_target,
+            max_loss=plan.max_loss,
+            entry_vix=vix,
+            credit=plan.credit,
+            credit_symbols=plan.credit_symbols,
+            stop_cap=plan.stop_cap,
+        )
         group_saved = self._set_group(group)
         state_saved = False
         if group_saved:

@@ -32,6 +32,7 @@ from recovery.startup import StartPlan, plan_start
 from strategies.engine_facts import (
     add_note,
     attention_of,
+    credit_received,
     plan_facts_of,
     position_from_build,
     realized_pnl,
@@ -292,9 +293,9 @@ class EngineRecovery(EngineOrders):
         root = self._groups.get(build.entry_group_id)
         facts = plan_facts_of(root)
         family = [g for g in self._groups.values() if g.position_id == position_id]
-        position = replace(
-            position_from_build(build, facts, self._params_hash, entry_time), attention=attention_of(family)
-        )
+        received = credit_received(opening, facts.credit_symbols) if facts is not None else None
+        built = position_from_build(build, facts, self._params_hash, entry_time, received)
+        position = replace(built, attention=attention_of(family))
         self._set_position(position)
         if position.attention:
             self._alert(

@@ -7,9 +7,10 @@ Exits (whole structure, see the simplification noted in params.py):
 - profit target on the naked puts: NP P&L >= target fraction x NP credit [N];
 - stop on the naked puts: NP loss >= min(2 x NP credit, 2 % of net liq at entry) [N];
 - exit by DTE: at or below `lt112_exit_dte` days to the nearest expiry [F].
-The plan's `profit_target` is target fraction x NP credit and `max_loss` is the stop amount, both for the
-whole position; the engine stores them on the PositionRecord unchanged, and `exit_reason` reads the NP
-credit back as profit_target / target fraction (so a position keeps the targets it was opened with).
+The plan carries the NP credit at mid, the NP contracts, target fraction x credit, stop multiple x credit and
+the 2 %-of-net-liq cap; when the entry fills the engine stores the credit actually received on the position
+and re-bases target and stop on it (engine_facts.targets_from_fill). `exit_reason` reads only those stored
+facts, never a parameter, so a position keeps the targets it was opened with after a restart.
 """
 
 from __future__ import annotations
@@ -80,10 +81,6 @@ class LT112Rules:
         if units == 0:
             return self._skip(f"0 units (equity {view.equity:.0f}, margin per unit {margin:.0f})")
         naked_credit = 2 * naked_put.mid * OPTION_MULTIPLIER * units
-        stop = min(
-            params.lt112_np_stop_credit_multiple * naked_credit,
-            params.lt112_np_stop_net_liq_fraction * view.equity,
-        )
         strikes = (long_put.strike, short_put.strike, naked_put.strike)
         reason = f"1-1-2 {long_put.expiry.isoformat()} puts {strikes[0]:g}/{strikes[1]:g}/2x{strikes[2]:g}"
         self.last_reason = reason
@@ -93,10 +90,13 @@ class LT112Rules:
             units=units,
             est_net_price=net_price(per_unit),
             profit_target=params.lt112_np_profit_target * naked_credit,
-            max_loss=stop,
+            max_loss=params.lt112_np_stop_credit_multiple * naked_credit,
             expiry=long_put.expiry,
             strikes=strikes,
             reason=reason,
+            credit=naked_credit,
+            credit_symbols=(naked_put.symbol,),
+            stop_cap=params.lt112_np_stop_net_liq_fraction * view.equity,
         )
 
     def select(
@@ -166,9 +166,11 @@ class LT112Rules:
         return None
 
     def naked_put_pnl(self, view: MarketView, position: PositionRecord) -> Optional[float]:
-        """P&L of the naked puts in account currency: credit at entry minus the cost to buy them back now.
-        None when a naked put has no usable quote or the position carries no target to read the credit from."""
-        if position.profit_target <= 0:
+        """P&L of the naked puts in account currency: the credit received for them at entry (stored on the
+        position when it opened) minus the cost to buy them back now. None when a naked put has no usable quote
+        or the credit is not known (a position from before v4 or adopted): its DTE rule still applies."""
+        credit = position.credit_received
+        if credit is None or credit <= 0:
             return None
         shorts = [contract for contract in position.contracts if contract.quantity < 0]
         if not shorts:
@@ -182,7 +184,6 @@ class LT112Rules:
             if quote is None or not usable(quote):
                 return None
             cost_now += -contract.quantity * quote.mid * OPTION_MULTIPLIER
-        credit = position.profit_target / self.params.lt112_np_profit_target
         return credit - cost_now
 
     def _skip(self, reason: str) -> Optional[EntryPlan]:

@@ -69,7 +69,10 @@ class Params:
     zero_dte_short_delta: float = 0.20  # [F] 15-25 delta, never 30+; [R] 0.16 not chosen
     zero_dte_short_spot_distance: float = 0.0075  # ours, no-delta fallback: ~20 delta 0DTE distance at VIX ~15
     zero_dte_width_index_points: float = 30.0  # [F] 30-point wings (3 SPY points)
-    zero_dte_profit_target: float = 0.50  # [F] 50 % of the credit
+    zero_dte_profit_target: float = 0.50  # [F] 50 % of the credit (the credit received at the fill)
+    # ours: refuse a structure whose credit is under 5 % of its wing width (3-wide SPY: 0.15; less cannot pay for
+    # its stop, spread and fees)
+    zero_dte_min_credit_width: float = 0.05
     # [F] says both "2x credit" and "100 % loss: close to prevent 2x". Chosen: a loss of 1x the credit
     # (buy back at 2x the credit received), which is both texts read as a buy-back price. 2.0 = the other reading.
     zero_dte_stop_credit_multiple: float = 1.0
@@ -225,6 +228,7 @@ def _validate(params: Params) -> None:
         "lt112_np_stop_net_liq_fraction",
         "lt112_naked_margin_fraction",
         "lt112_naked_margin_floor",
+        "zero_dte_min_credit_width",
     )
     for name in open_fractions:
         if not 0 < getattr(params, name) < 1:

@@ -93,6 +93,10 @@ class ZeroDteRules:
         if units == 0:
             return self._skip(f"0 units (equity {view.equity:.0f}, risk per unit {margin:.0f})")
         credit_total = credit * OPTION_MULTIPLIER * units
+        if credit < params.zero_dte_min_credit_width * widest:
+            return self._skip(
+                f"credit {credit:.2f} is below {params.zero_dte_min_credit_width:.0%} of the {widest:g}-point width"
+            )
         strikes = tuple(sorted((quote.strike for quote, _ in per_unit), reverse=True))
         reason = f"{kind} {'/'.join(f'{s:g}' for s in strikes)} for {credit:.2f}"
         self.last_reason = reason
@@ -106,6 +110,8 @@ class ZeroDteRules:
             expiry=today,
             strikes=strikes,
             reason=reason,
+            credit=credit_total,
+            credit_symbols=tuple(quote.symbol for quote, _ in per_unit),
         )
 
     def select(

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Sequence
 
 from persistence.records import ContractRecord, PositionRecord, StrategyState, StrategyStateRecord
 from strategies.base import EntryPlan
+from strategies.engine_facts import PlanFacts, targets_from_fill
 from strategies.params import Params
 from strategies.ports import OptionQuote
 
@@ -44,7 +45,9 @@ def waiting(strategy_id: str, last_entry_day: Optional[date] = None) -> Strategy
 
 
 def position_from_plan(plan: EntryPlan, position_id: str, entry_time: datetime) -> PositionRecord:
-    """The position the engine would book if the plan filled at its estimated price."""
+    """The position the engine would book if the plan filled at its estimated price (mid)."""
+    facts = PlanFacts(plan.profit_target, plan.max_loss, 15.0, plan.credit, plan.credit_symbols, plan.stop_cap)
+    target, stop = targets_from_fill(facts, plan.credit)
     return PositionRecord(
         position_id=position_id,
         strategy_id=plan.strategy_id,
@@ -55,7 +58,8 @@ def position_from_plan(plan: EntryPlan, position_id: str, entry_time: datetime) 
         expiry=plan.expiry,
         strikes=plan.strikes,
         entry_vix=15.0,
-        profit_target=plan.profit_target,
-        max_loss=plan.max_loss,
+        profit_target=target,
+        max_loss=stop,
         params_hash=Params().params_hash(),
+        credit_received=plan.credit,
     )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+
+import pytest
 
 from persistence.codec import from_body, to_body
 from persistence.migrations import upgrade
 from persistence.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, RiskRecord
+from strategies.lt112 import LT112Rules
 from strategies.params import Params
 from strategies.risk import RiskManager
+from strategies.zero_dte import ZeroDteRules
 from tests.crash_drill import read_store
+from tests.fake_market import FakeView, position_from_plan
 from tests.harness.faults import FaultPlan, LegFault
 from tests.harness.simulation import Deployment
+from tests.test_lt112 import CHAIN, FIRST_WED, with_naked_mid
+from tests.test_lt112 import RULES as LT112_RULES
+from tests.test_lt112 import waiting as lt112_waiting
+from tests.test_zero_dte import ENTRY, OPEN, view_at, waiting
 
 ONLY_ZERO_DTE = {"lt112-enabled": "false"}
 
@@ -122,3 +131,43 @@ def test_lt112_enters_on_every_first_wednesday_over_12_weeks_while_zero_dte_lose
         p for p in snapshot.positions.values() if p.strategy_id == "zero_dte" and (p.realized_pnl or 0) < 0
     ]
     assert len(zero_dte_losses) >= 3, "the scenario has a 0DTE losing streak"
+
+
+# -- 6. 0DTE targets from the fill, credit-to-width filter --------------------------------------------------------
+
+
+def test_zero_dte_targets_are_computed_from_the_credit_actually_received() -> None:
+    friday = date(2024, 1, 5)
+    deployment = Deployment(seed=1, start=friday, end=friday, parameters=ONLY_ZERO_DTE).run()
+    position = next(p for p in deployment.engine.snapshot().positions.values() if p.strategy_id == "zero_dte")
+    entry = deployment.engine.snapshot().groups[position.entry_group_id]
+    filled = -sum(leg.filled_quantity * leg.avg_fill_price for leg in entry.legs) * 100
+    assert position.credit_received == pytest.approx(filled)
+    assert entry.credit is not None and entry.credit != pytest.approx(filled), "fills differ from the planned mid"
+    assert position.profit_target == pytest.approx(Params().zero_dte_profit_target * filled)
+    assert position.max_loss == pytest.approx(Params().zero_dte_stop_credit_multiple * filled)
+
+
+def test_zero_dte_refuses_a_credit_too_small_for_its_width() -> None:
+    rules = ZeroDteRules(Params(zero_dte_min_credit_width=0.5))
+    plan = rules.entry_plan(view_at(ENTRY, OPEN), waiting(), 1.0)
+    assert plan is None and "below 50% of the 3-point width" in rules.last_reason
+    assert ZeroDteRules(Params()).entry_plan(view_at(ENTRY, OPEN), waiting(), 1.0) is not None
+
+
+# -- 7. facts, not re-derivations ---------------------------------------------------------------------------------
+
+
+def test_a_changed_parameter_after_restart_leaves_an_open_lt112_position_targets_alone() -> None:
+    plan = LT112_RULES.entry_plan(FakeView(FIRST_WED, CHAIN, equity=1_000_000.0), lt112_waiting(), 1.0)
+    assert plan is not None and plan.credit is not None
+    opened = position_from_plan(plan, "p1", FIRST_WED)
+    naked = min((c for c in opened.contracts if c.quantity < 0), key=lambda c: c.strike)
+    entry_mid = next(q.mid for q in CHAIN if q.symbol == naked.symbol)
+    later = FIRST_WED + timedelta(days=20)
+    # the NPs can be bought back for 40 % of what they brought in: 60 % profit, short of the 95 % target
+    view = with_naked_mid(opened, entry_mid * 0.4, later)
+    assert LT112_RULES.exit_reason(view, opened) is None
+    restarted = LT112Rules(Params(lt112_np_profit_target=0.5))  # a person changed the target to 50 %
+    assert restarted.exit_reason(view, opened) is None, "the open position keeps the 95 % it was opened with"
+    assert opened.profit_target == pytest.approx(0.95 * opened.credit_received)
