@@ -132,17 +132,18 @@ class LT112Rules:
         return long_put, short_put, naked_put
 
     def margin_per_unit(self, spot: float, per_unit: Sequence[Leg]) -> float:
-        """Estimate, not the broker's number: Reg-T style naked put requirement for each NP
-        (20 % of spot minus the out-of-the-money amount, at least 10 % of the strike) plus the PDS debit.
-        The PDS's short put is covered by its long put, so it adds no requirement of its own."""
+        """Estimate of what the broker (LEAN's option margin model) holds for one unit: each NP its premium plus
+        the naked rate of the underlying traded (20 % of spot for equity options, 15 % for index options, less the
+        out-of-the-money amount, at least 10 % of the strike), plus the PDS debit. The PDS's short put is covered
+        by its long put, so it adds no requirement of its own."""
         params = self.params
         naked_requirement = 0.0
         pds_debit = 0.0
         for quote, quantity in per_unit:
             if quantity < -1:  # the naked puts
                 out_of_money = max(0.0, spot - quote.strike)
-                each = max(
-                    params.lt112_naked_margin_fraction * spot - out_of_money,
+                each = quote.mid + max(
+                    params.naked_margin_fraction * spot - out_of_money,
                     params.lt112_naked_margin_floor * quote.strike,
                 )
                 naked_requirement += -quantity * each

@@ -55,8 +55,13 @@ class Params:
     lt112_np_stop_net_liq_fraction: float = 0.02  # [N] or an NP loss of 2 % of net liq, whichever first
     lt112_exit_dte: int = 30  # [F] NPs closed at 30 DTE ([N] silent; [R] 21 DTE not chosen)
     lt112_bp_per_position: float = 0.06  # [F] LT112 6 % of the account per position (ES)
-    lt112_naked_margin_fraction: float = 0.20  # Reg-T style naked put margin: 20 % of spot - OTM amount (ours)
-    lt112_naked_margin_floor: float = 0.10  # ... at least 10 % of the strike (ours, Reg-T minimum)
+    # The margin a naked put needs at the broker the strategy trades through (LEAN's option margin model for a
+    # short: the premium plus 20 % of the underlying less the out-of-the-money amount, at least 10 % of the
+    # strike; 15 % instead of 20 % for index options such as SPX). [F]'s "6 % per position" budget was written
+    # for ES futures options; sizing with the margin of the option actually traded is what lets it trade.
+    lt112_naked_margin_fraction: float = 0.20  # equity options such as SPY (ours, as LEAN margins them)
+    lt112_index_naked_margin_fraction: float = 0.15  # index options such as SPX (ours, as LEAN margins them)
+    lt112_naked_margin_floor: float = 0.10  # ... at least 10 % of the strike (ours, as LEAN margins them)
     lt112_max_units: int = 10  # safety cap per position (ours)
 
     # -- Friday 0DTE (defaults [F]) ---------------------------------------------------------------------------------
@@ -110,6 +115,13 @@ class Params:
         if self.point_scale > 0:
             return self.point_scale
         return UNDERLYING_POINT_SCALE[self.underlying]
+
+    @property
+    def naked_margin_fraction(self) -> float:
+        """The naked-option margin fraction of the underlying traded: index options have their own."""
+        if self.underlying in ("SPX", "SPXW", "NDX", "RUT"):
+            return self.lt112_index_naked_margin_fraction
+        return self.lt112_naked_margin_fraction
 
     @property
     def lt112_width(self) -> float:
@@ -227,6 +239,7 @@ def _validate(params: Params) -> None:
         "zero_dte_move_threshold",
         "lt112_np_stop_net_liq_fraction",
         "lt112_naked_margin_fraction",
+        "lt112_index_naked_margin_fraction",
         "lt112_naked_margin_floor",
         "zero_dte_min_credit_width",
     )

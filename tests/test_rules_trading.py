@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -171,3 +172,27 @@ def test_a_changed_parameter_after_restart_leaves_an_open_lt112_position_targets
     restarted = LT112Rules(Params(lt112_np_profit_target=0.5))  # a person changed the target to 50 %
     assert restarted.exit_reason(view, opened) is None, "the open position keeps the 95 % it was opened with"
     assert opened.profit_target == pytest.approx(0.95 * opened.credit_received)
+
+
+# -- 4. sizing that trades ----------------------------------------------------------------------------------------
+
+
+def test_lt112_on_spy_with_250000_trades_at_least_one_unit_and_a_size_of_0_is_logged_with_its_numbers() -> None:
+    start = date(2024, 1, 2)
+    normal = Deployment(seed=11, start=start, end=date(2024, 1, 3), parameters={"zero-dte-enabled": "false"}).run()
+    lt112 = [p for p in normal.engine.snapshot().positions.values() if p.strategy_id == "lt112"]
+    assert lt112 and min(abs(c.quantity) for c in lt112[0].contracts) >= 1
+    small = Deployment(seed=11, start=start, end=date(2024, 1, 3), cash=5_000.0).run()
+    lines = [(level, m) for _, level, m in small.algorithm.logs if "lt112 entry skipped" in m]
+    assert lines and lines[0][0] == "log", "a size of 0 is logged at info"
+    assert "0 units (equity 5000, margin per unit" in lines[0][1]
+
+
+def test_lt112_margin_follows_the_underlying_traded_premium_included() -> None:
+    spot, strike, mid = 4700.0, 4000.0, 12.0
+    naked = replace(CHAIN[0], strike=strike, bid=mid - 0.5, ask=mid + 0.5)
+    expected_each = mid + max(0.15 * spot - (spot - strike), 0.10 * strike)  # index options: 15 %
+    spx = LT112Rules(Params(underlying="SPX"))
+    assert spx.margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * expected_each * 100)
+    spy_each = mid + max(0.20 * spot - (spot - strike), 0.10 * strike)
+    assert LT112Rules(Params()).margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * spy_each * 100)
