@@ -25,6 +25,9 @@ from persistence.codec import canonical_json
 _BODY_START = '{"body":'
 _CHECKSUM_MARK = ',"checksum":"'
 ENVELOPE_FIELDS = frozenset({"body", "checksum", "saved_at", "schema", "seq", "version"})
+# a sane sequence number: JSON-exact everywhere (research tools read these values too) and never reached by
+# counting saves, so a bigger one was written by hand or by a bug and would push every later seq past it
+MAX_SEQ = 2**53
 
 
 class EnvelopeError(ValueError):
@@ -75,8 +78,10 @@ def open_envelope(text: str) -> Envelope:
     saved_at, checksum, body = raw["saved_at"], raw["checksum"], raw["body"]
     if type(schema) is not str or type(saved_at) is not str or type(checksum) is not str:
         raise EnvelopeError("envelope fields schema/saved_at/checksum must be text")
-    if type(version) is not int or version < 1 or type(seq) is not int or seq < 0:
-        raise EnvelopeError(f"envelope version/seq must be whole numbers (version={version!r}, seq={seq!r})")
+    if type(version) is not int or version < 1 or type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise EnvelopeError(
+            f"envelope version/seq must be whole numbers, seq at most 2**53 (version={version!r}, seq={seq!r})"
+        )
     if type(body) is not dict:
         raise EnvelopeError("envelope body must be an object")
     envelope = Envelope(schema, version, seq, saved_at, checksum, body)

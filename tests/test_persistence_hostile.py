@@ -154,6 +154,9 @@ CASES: Dict[str, Case] = {
         "booked twice",
         "group-g2",
     ),
+    "seq beyond 2**53": Case(
+        RISK_A, _text(lambda: _raw("risk", 1, 2**60, to_body(risk()))), "quarantined", "seq at most 2**53", "risk"
+    ),
     "drawdown 500 %": Case(
         RISK_A, _text(lambda: _raw("risk", 1, 1, {**to_body(risk()), "drawdown": 5.0})), "quarantined", "fraction"
     ),
@@ -398,3 +401,25 @@ def test_expiry_field_of_impossible_dates_is_a_record_error() -> None:
     state, _, _ = _open(disk)
     (entry,) = state.load_all().quarantined
     assert "expiry" in entry.reason and date(2024, 1, 19) == group("g2").legs[0].expiry
+
+
+def test_a_load_that_could_not_list_the_keys_runs_once_and_writes_above_anything_older() -> None:
+    class Unlistable(SimulatedStorePort):
+        def keys(self) -> List[str]:
+            self.calls["keys"] += 1
+            raise OSError("listing refused")
+
+    disk = _good_store()
+    older, _, _ = _open(disk)
+    older.load_all()
+    for number in range(6):  # the saved strategy is at seq 7 in slot a or b
+        older.put(strategy(f"older {number}"))
+        older.flush()
+    port = Unlistable(SimulatedObjectStore(disk=disk.disk))
+    state = StateStore(port, LIVE, lambda: T0, ListLog())
+    for _ in range(3):
+        assert state.put(strategy("written blind"))
+    assert port.calls["keys"] == 1
+    state.flush()
+    # the next start can list again: what this run wrote wins over the older versions it could not see
+    assert _open(disk)[0].load_all().strategies["lt112"].reason == "written blind"
