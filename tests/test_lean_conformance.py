@@ -9,6 +9,7 @@ from typing import Any, List
 
 import pytest
 
+from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.algorithm import QCAlgorithm, check_combo_order_sizing
 from tests.harness.lean_stub.charting import (
     MAXIMUM_CHART_SERIES,
@@ -434,3 +435,49 @@ def test_exercise_events_come_one_at_a_time_under_one_order_id() -> None:
     assert share_event.is_in_the_money and share_event.message == "Option Assignment"
     # the first event is handled before the shares are delivered; the second after
     assert "SPY" not in algorithm.trace[-2][1] and algorithm.trace[-1][1]["SPY"] == 100
+
+
+def test_open_orders_reloaded_at_a_restart_get_new_ids_counted_from_one_in_the_new_process() -> None:
+    """Engine/Setup/BrokerageSetupHandler.cs `GetOpenOrders` hands every open brokerage order to
+    Engine/TransactionHandlers/BrokerageTransactionHandler.cs `AddOpenOrder`, which sets `order.Id =
+    algorithm.Transactions.GetIncrementOrderId()` (Common/Securities/SecurityTransactionManager.cs, a counter of
+    the new process starting at 0) and status Submitted; no order event is sent. So ids restart at 1 whatever
+    the algorithm id, and the broker id is what stays the same."""
+
+    class Algo(_Spy):
+        def on_data(self, data: Any) -> None:
+            if not self.portfolio.invested and not self.transactions.get_open_orders() and len(self.seen) == 0:
+                self.seen.append("ordered")
+                self.market_order(self.spy, 1, asynchronous=True, tag="kept-open")
+
+    plan = CrashPlan()
+    counting = _deploy(Algo, faults=FaultPlan(rules={(1, 1): LegFault("never")}), crash_plan=plan)
+    after = next(
+        p.number for p in counting.crash_plan.points if p.kind == "order-submit" and p.detail == "after kept-open"
+    )
+    run = _deploy(Algo, faults=FaultPlan(rules={(1, 1): LegFault("never")}), crash_plan=CrashPlan(crash_at=(after,)))
+    assert [r.crash is not None for r in run.runs] == [True, False]
+    (broker_order,) = [o for o in run.brokerage.orders.values() if o.tag == "kept-open"]
+    assert run.runs[1].loaded_open_orders == [(1, broker_order.broker_id)]
+    order = run.algorithm.transactions.get_order_by_id(1)
+    assert order.status == OrderStatus.SUBMITTED and order.tag == "kept-open"
+    assert [e for e in run.algorithm.transactions.events if e.order_id == 1] == []
+
+
+def test_a_brokerage_refusal_is_an_invalid_order_event_carrying_the_reason() -> None:
+    """Engine/TransactionHandlers/BrokerageTransactionHandler.cs `HandleSubmitOrderRequest`: when the brokerage
+    does not place the order, `InvalidateOrders(orders, message)` sets each order Invalid and sends an
+    OrderEvent with the message (and the algorithm's error log gets it too)."""
+
+    class Algo(_Spy):
+        def on_data(self, data: Any) -> None:
+            if not self.seen:
+                self.seen.append("ordered")
+                self.market_order(self.spy, 1, asynchronous=True, tag="refused")
+
+        def on_order_event(self, order_event: Any) -> None:
+            self.seen.append((order_event.status, order_event.message))
+
+    run = _deploy(Algo, faults=FaultPlan(rules={(1, 1): LegFault("reject")}))
+    invalid = [seen for seen in run.algorithm.seen if isinstance(seen, tuple) and seen[0] == OrderStatus.INVALID]
+    assert len(invalid) == 1 and invalid[0][1]  # one Invalid event, with a reason

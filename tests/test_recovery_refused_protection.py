@@ -103,3 +103,34 @@ def test_when_even_the_buy_back_is_refused_the_shorts_become_a_managed_needs_att
     assert any("NEEDS ATTENTION" in message and REASON in message for message in errors)
     # bounded: three refused recovery orders, then at most one exit attempt a day (none is due in this window)
     assert len(broker.refused) <= 3 + (END - START).days, len(broker.refused)
+
+
+class SameIdDeployment(Deployment):
+    """Every (re)start keeps the first algorithm id (a same-id live restart)."""
+
+    def _algorithm_id(self) -> str:
+        return "L-1"
+
+
+def test_a_crash_while_giving_up_restarts_under_the_same_id_into_the_same_needs_attention_position() -> None:
+    counting = refusing_deployment(CrashPlan(), every_buy=True).run()
+    (first,) = _lt112_positions(counting)
+    # crash exactly when the needs-attention position is first written: it never reaches the disk, the
+    # RESOLVED entry with its NEEDS ATTENTION decision does; the restart must rebuild the same flagged position
+    saves = [
+        p for p in counting.crash_plan.points if p.kind == "store-save" and f"position-{first.position_id}" in p.detail
+    ]
+    crash = CrashPlan(crash_at=(saves[0].number,))
+    run = SameIdDeployment(
+        seed=1, start=START, end=END, parameters={"zero-dte-enabled": "false"}, faults=CANCEL_THE_LONG, crash_plan=crash
+    )
+    run.brokerage = RefusesTheLongPut(run.market, 250_000.0, CANCEL_THE_LONG, every_buy=True)
+    run.run()
+    assert run.runtime_error is None and [r.algorithm_id for r in run.runs] == ["L-1", "L-1"]
+    (position,) = _lt112_positions(run)
+    assert position.attention.startswith("NEEDS ATTENTION")
+    assert {c.symbol: c.quantity for c in position.contracts} == run.broker_holdings()
+    broker = run.brokerage
+    assert isinstance(broker, RefusesTheLongPut)
+    # the refused recovery orders were not sent again after the restart (three, plus exit attempts a day)
+    assert len(broker.refused) == len(counting.brokerage.refused)
