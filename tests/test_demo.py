@@ -49,8 +49,11 @@ def test_a_new_storage_folder_is_written(capsys: pytest.CaptureFixture[str], tmp
 def test_default_story_says_what_crashed_and_what_was_recovered_in_plain_words(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run_demo(capsys)
+    code, out, _ = run_demo(capsys, "--verbose")
     assert code == 0
+    story, _, details = out.partition("DETAILS (--verbose)")
+    assert details, "--verbose adds the details after the story"
+    assert "crash points counted in the dry run" in details
     for section in (
         "What was running",
         "Where it crashed",
@@ -60,18 +63,10 @@ def test_default_story_says_what_crashed_and_what_was_recovered_in_plain_words(
         "What is estimated",
         "How it ended",
     ):
-        assert section in out
-    assert "no orphan, no untracked contract, no naked leg" in out
+        assert section in story
+    assert "no orphan, no untracked contract, no naked leg" in story
     # no internal jargon in the story: run ids, +0/-20 fill ratios, raw contract keys, planner verbs
-    assert not re.search(r"\bL-\d\b|[+-]\d+/[+-]\d+|SPY-\d{8}-[PC]-|rebind \[|resolve \[", out), out
-    assert "DETAILS" not in out
-
-
-def test_verbose_adds_the_details_after_the_story(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_demo(capsys, "--verbose")
-    assert code == 0
-    assert out.index("How it ended") < out.index("DETAILS (--verbose)")
-    assert "crash points counted in the dry run" in out
+    assert not re.search(r"\bL-\d\b|[+-]\d+/[+-]\d+|SPY-\d{8}-[PC]-|rebind \[|resolve \[", story), story
 
 
 @pytest.mark.parametrize("seed", [11, 14])
