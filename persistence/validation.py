@@ -7,7 +7,8 @@ must never reach the code that sizes orders from it. The loader runs `RecordChec
 the broker is then decided by the broker's holdings (recovery reconciles positions with holdings).
 
 Checks (each one a fact the template's own code never breaks):
-- order legs: quantity not 0 and within `RecordLimits.max_leg_contracts`; the filled quantity has the sign
+- order legs: quantity not 0 and within `RecordLimits.max_leg_contracts` (a leg of shares an exercise delivered:
+  x100, and no strike); the filled quantity has the sign
   of the order and is not larger; the average fill price is not negative; a strike is positive; order ids
   and fill keys unique within the group; one leg per contract; a group is not its own parent;
 - positions: contract quantities not 0 and within the limit, one line per contract, positive strikes,
@@ -77,16 +78,26 @@ def _duplicate(items: Iterable[Any]) -> Optional[Any]:
     return None
 
 
+SHARES_PER_CONTRACT = 100  # a share leg (an exercise's delivery, strategies/engine_exercise.py) counts in shares
+
+
+def _is_share_leg(symbol: str) -> bool:
+    """Shares of the underlying are keyed by the plain ticker (strategies.contracts.is_share_key): no "-"."""
+    return bool(symbol) and "-" not in symbol
+
+
 def _leg_problem(leg: LegRecord, limits: RecordLimits) -> Optional[str]:
     where = f"leg {leg.symbol!r}"
-    if leg.quantity == 0 or abs(leg.quantity) > limits.max_leg_contracts:
-        return f"{where}: quantity {leg.quantity} is 0 or beyond {limits.max_leg_contracts} contracts"
+    shares = _is_share_leg(leg.symbol)
+    limit = limits.max_leg_contracts * (SHARES_PER_CONTRACT if shares else 1)
+    if leg.quantity == 0 or abs(leg.quantity) > limit:
+        return f"{where}: quantity {leg.quantity} is 0 or beyond {limit} {'shares' if shares else 'contracts'}"
     filled = leg.filled_quantity
     if filled != 0 and ((filled > 0) != (leg.quantity > 0) or abs(filled) > abs(leg.quantity)):
         return f"{where}: filled {filled:+d} does not fit the order of {leg.quantity:+d}"
     if leg.avg_fill_price < 0:
         return f"{where}: negative average fill price {leg.avg_fill_price}"
-    if leg.strike <= 0:
+    if leg.strike <= 0 and not shares:
         return f"{where}: strike {leg.strike} is not positive"
     return None
 
@@ -112,9 +123,11 @@ def _group_problem(group: OrderGroupRecord, limits: RecordLimits) -> Optional[st
 def _position_problem(position: PositionRecord, limits: RecordLimits) -> Optional[str]:
     where = f"position {position.position_id}"
     for contract in position.contracts:
-        if contract.quantity == 0 or abs(contract.quantity) > limits.max_leg_contracts:
+        shares = _is_share_leg(contract.symbol)
+        limit = limits.max_leg_contracts * (SHARES_PER_CONTRACT if shares else 1)
+        if contract.quantity == 0 or abs(contract.quantity) > limit:
             return f"{where}: {contract.symbol!r} quantity {contract.quantity} is 0 or beyond the limit"
-        if contract.strike <= 0:
+        if contract.strike <= 0 and not shares:
             return f"{where}: {contract.symbol!r} strike {contract.strike} is not positive"
     duplicate = _duplicate(contract.symbol for contract in position.contracts)
     if duplicate is not None:

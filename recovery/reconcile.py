@@ -33,7 +33,8 @@ How a difference ``held - claimed`` on one contract is explained, in this order:
 2. QuantityMismatch: open positions that claim more than is held are lowered to what is held (newest
    position id first); a position left with nothing is an OrphanCleaned instead (closed, kept for the audit);
 3. GroupFillMismatch: a group's recorded fills that holdings do not show are lowered;
-4. UntrackedAdopted: whatever is still held and unexplained becomes a recovery position ``adopted-<contract>``
+4. UntrackedAdopted: whatever is still held and unexplained (shares of the underlying too) becomes a recovery
+   position ``adopted-<contract>``
    (strategy ``ADOPTED_STRATEGY_ID``), so it is managed; UnknownHolding when the key is not a contract key
    (left alone, reported as an alert every time).
 A position record that is lost while its entry group survives needs no adoption: the group keeps claiming the
@@ -59,6 +60,7 @@ from persistence.records import (
     PositionStatus,
     Right,
 )
+from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key
 from strategies.order_groups import apply_holdings_fill, remaining_quantity, set_leg_fill
 
 ADOPTED_STRATEGY_ID = "recovery"
@@ -321,6 +323,9 @@ def _one_round(
         # 4. what is left is held and nobody's
         if diff:
             parsed = parse_contract_key(symbol)
+            if parsed is None and is_share_key(symbol):
+                # shares of the underlying nobody claims (delivered by an exercise we could not book): managed too
+                parsed = (symbol, SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE)
             if parsed is None:
                 adoptions.append(UnknownHolding(symbol, diff))
                 continue

@@ -55,6 +55,7 @@ class TradingEngine(EngineExercise):
         # a marker for research (crash/restart lines on the notebook's plots): every run start, audited first
         self._audit("run-start", f"run {self._broker.run_id} started at {view.now:%Y-%m-%d %H:%M} (New York)")
         self._rebind_groups()
+        self._settle_missed_exercises()  # engine_exercise: assignments and expiries while down, before reconcile
         self._reconcile()
         self._trading = True
         self._update_risk(view)
@@ -244,6 +245,9 @@ class TradingEngine(EngineExercise):
             )
             if close_all:
                 self._exit_position(position, "risk breaker CLOSE_ALL", machine if owns else None)
+            elif self._settled_remainder(position):
+                left = "what an exercise/assignment/expiry left of the structure: closing"
+                self._exit_position(position, left, machine if owns else None)
             elif rules is None or machine is None:
                 self._exit_position(position, "not managed by any strategy in this run: closing", None)
             elif owns:

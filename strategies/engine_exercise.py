@@ -40,12 +40,12 @@ from persistence.records import (
     PositionStatus,
     Right,
 )
-from recovery.reconcile import parse_contract_key
+from recovery.reconcile import claims, parse_contract_key
 from recovery.startup import StartPlan
 from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, SHARES_PER_CONTRACT, is_share_key
 from strategies.engine_facts import is_settled, new_record_id, position_holdings
 from strategies.engine_recovery import EngineRecovery
-from strategies.order_groups import mark_refused, new_group
+from strategies.order_groups import mark_refused, new_group, open_legs
 from strategies.ports import EventStatus, LegSpec, OrderEventData
 
 SESSION_END = time(16, 0)  # a contract expiring today is settled by the broker after this (LEAN: overnight)
@@ -62,7 +62,9 @@ def delivered_shares(right: Right, closing_quantity: int) -> int:
     return (-1 if right is Right.CALL else 1) * closing_quantity * SHARES_PER_CONTRACT
 
 
-def _share_leg(symbol: str, quantity: int, price: float, order_id: int, fill_key: str) -> LegRecord:
+def _share_leg(symbol: str, quantity: int, price: float, fill_key: str) -> LegRecord:
+    """A filled leg of delivered shares. No order id: the exercise order's id is on the contract's leg (order ids
+    are unique within a group, persistence.validation)."""
     return LegRecord(
         symbol=symbol,
         underlying=symbol,
@@ -73,7 +75,6 @@ def _share_leg(symbol: str, quantity: int, price: float, order_id: int, fill_key
         filled_quantity=quantity,
         avg_fill_price=price,
         status=LegStatus.FILLED,
-        order_ids=(order_id,) if order_id >= 0 else (),
         fill_keys=(fill_key,),
     )
 
@@ -133,7 +134,7 @@ class EngineExercise(EngineRecovery):
             legs: Tuple[LegRecord, ...] = (option,)
             if event.in_the_money and not event.cash_settled:
                 shares = delivered_shares(right, quantity)
-                legs = (option, _share_leg(underlying, shares, strike, event.order_id, f"{fill_key}/delivery"))
+                legs = (option, _share_leg(underlying, shares, strike, f"{fill_key}/delivery"))
             self._save_settlement(position, legs, kind, event.message)
             left -= quantity
             if not left:
@@ -194,7 +195,7 @@ class EngineExercise(EngineRecovery):
             return
         group = settlements[0]
         fill_key = f"{run_id}/{event.order_id}/{event.event_id}"
-        share = _share_leg(event.symbol, event.fill_quantity, event.fill_price, event.order_id, fill_key)
+        share = _share_leg(event.symbol, event.fill_quantity, event.fill_price, fill_key)
         self._set_group(replace(group, legs=(*group.legs, share), updated_at=self._now))
         self._flush()
         self._alert("delivery", f"{event.symbol} {event.fill_quantity:+d} delivered, booked on {group.group_id}")
@@ -226,22 +227,28 @@ class EngineExercise(EngineRecovery):
 
     def _flatten_settled(self) -> None:
         """At an open market: every position an exercise or assignment touched is closed in full, write-ahead
-        like any order: first the delivered shares (a single order of their own, so a contract that cannot be
-        traded right now never holds them up), then what is left of the structure (an ordinary exit)."""
+        like any order. First the delivered shares, by a single order of their own (a contract that cannot be
+        traded right now never holds them up); then what is left of the structure, by an ordinary exit that
+        engine._manage_positions sends (`_settled_remainder`), with its escalation and bounds."""
         for position_id, position in sorted(self._positions.items()):
             if position.status is not PositionStatus.OPEN or self._in_flight_for_position(position_id):
                 continue
             groups = self._groups.values()
-            held = position_holdings(position, groups)
-            if not (is_settled(position, groups) and held):
+            if not is_settled(position, groups):
                 continue
+            held = position_holdings(position, groups)
             shares = {symbol: quantity for symbol, quantity in held.items() if is_share_key(symbol)}
             if shares:
                 self._sell_shares(position, shares)
-                continue
-            machine = self._machines.get(position.strategy_id)
-            owner = machine if machine is not None and machine.record.position_id == position_id else None
-            self._exit(position, "settled by exercise/assignment/expiry: closing what is left", owner)
+
+    def _settled_remainder(self, position: PositionRecord) -> bool:
+        """True when an exercise, assignment or expiry left contracts of this position (and no shares): they are
+        closed, whatever the strategy's rules would say about half a structure."""
+        groups = self._groups.values()
+        if not is_settled(position, groups):
+            return False
+        held = position_holdings(position, groups)
+        return bool(held) and not any(is_share_key(symbol) for symbol in held)
 
     def _sell_shares(self, position: PositionRecord, shares: Dict[str, int]) -> None:
         """A SETTLEMENT group that closes the delivered shares: saved and flushed, then one market order each."""
@@ -296,6 +303,60 @@ class EngineExercise(EngineRecovery):
                 kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
                 self._settle_contract(event, kind, f"end-of-run/{position.position_id}/{symbol}")
         self._settle()
+
+    def _settle_missed_exercises(self) -> None:
+        """At a restart, before reconcile: what the broker did while we were down comes without events. A contract
+        a position holds that the broker no longer holds, while no working order of ours could explain it, was
+        exercised, assigned or expired: in the money and physically settled if its delivery shows in the shares
+        held (booked at the strike), else expired if its expiry has passed (at 0, or at intrinsic when cash-settled,
+        from the last price). Anything else is left to reconcile."""
+        try:
+            holdings = dict(self._broker.holdings())
+        except Exception as error:
+            self._log.error(f"engine: holdings unavailable, missed exercises not checked: {error!r}")
+            return
+        claimed = claims(self._positions, self._groups)
+        working = {leg.symbol for g in self._groups.values() for leg in open_legs(g)}
+        for _, position in sorted(self._positions.items()):
+            if position.status is PositionStatus.CLOSED:
+                continue
+            for symbol, held in sorted(position_holdings(position, self._groups.values()).items()):
+                parsed = parse_contract_key(symbol)
+                if parsed is None or symbol in working or holdings.get(symbol, 0) or not claimed.get(symbol, 0):
+                    continue
+                underlying, expiry, right, strike = parsed
+                delivery = delivered_shares(right, -held)
+                unexplained = holdings.get(underlying, 0) - claimed.get(underlying, 0)
+                delivered = not self._cash_settled(symbol) and unexplained * delivery > 0
+                delivered = delivered and abs(unexplained) >= abs(delivery)
+                if not (delivered or _expired(expiry, self._now)):
+                    continue
+                self._book_missed(position, symbol, held, delivered, strike)
+                claimed = claims(self._positions, self._groups)
+
+    def _book_missed(self, position: PositionRecord, symbol: str, held: int, delivered: bool, strike: float) -> None:
+        spot = self._view_price()
+        parsed = parse_contract_key(symbol)
+        assert parsed is not None
+        in_the_money = delivered or (spot is not None and intrinsic_value(parsed[2], strike, spot) >= 0.01)
+        event = OrderEventData(
+            order_id=-1,
+            event_id=0,
+            symbol=symbol,
+            status=EventStatus.FILLED,
+            fill_quantity=-held,
+            fill_price=0.0,
+            tag="",
+            utc_time=self._now,
+            is_assignment=in_the_money and held < 0,
+            message="while the algorithm was down (learned from holdings)",
+            exercise=True,
+            in_the_money=in_the_money,
+            cash_settled=self._cash_settled(symbol),
+            underlying_price=spot,
+        )
+        kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
+        self._settle_contract(event, kind, f"down/{self._run_id}/{position.position_id}/{symbol}")
 
     def _cash_settled(self, symbol: str) -> bool:
         """Index options settle in cash (LEAN: IndexOption, SettlementType.Cash); equity options deliver."""

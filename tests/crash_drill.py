@@ -2,6 +2,7 @@
 
     python -m tests.crash_drill            # every crash point of a 6-week scenario (two LT112 cycles)
     python -m tests.crash_drill --short    # 2 weeks, an evenly spread sample of points (what CI runs)
+    python -m tests.crash_drill --short --scenario assignment
 
 The scenario (`scenario()`): both strategies on SPY, several weeks of the synthetic market, a broker that
 fills some legs partially, one leg late, cancels one and refuses one (the harness's FaultPlan), and breaker
@@ -16,6 +17,13 @@ A second scenario (`refused-long`, `--scenario`): LT112's entry loses its long p
 the shorts fill, the broker then refuses every buy of an entry's long put on a recovery order (the completion
 child), and every restart keeps the algorithm id of the first start (a same-id live restart). Recovery must roll
 the entry back (shorts bought back first) and re-bind whatever was working at each restart.
+
+A third scenario (`assignment`): both strategies over the two weeks from 2024-11-18, which hold Black Friday
+(2024-11-29: the exchange closes at 13:00, the 0DTE must be out before) and, on Friday 2024-11-22 at 11:00, a fall
+of 8 % that leaves the 0DTE condor's short put deep in the money on its expiry day: the broker assigns it early
+(the harness follows BacktestingBrokerage's assignment model), 100 shares per contract are delivered at the
+strike, and the engine must book the assignment, sell the shares and close what is left, whatever the crash.
+The shares count like any holding in no-untracked/no-orphan.
 
 Invariants checked on every run (a failure is a violation; the drill exits 1 on any):
 - no-orphan: no open position record claims a contract the broker does not hold, and recovery never had to
@@ -44,7 +52,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -70,6 +78,7 @@ from recovery.reconcile import claims
 from tests.harness.brokerage import REJECTED, BrokerOrder, BrokerUpdate, SimulatedBrokerage
 from tests.harness.faults import CRASH_KINDS, CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.symbols import Symbol
+from tests.harness.market import SyntheticMarket
 from tests.harness.simulation import Deployment
 
 INVARIANTS = (
@@ -82,6 +91,10 @@ INVARIANTS = (
     "hostile-kept",
 )
 START = date(2024, 1, 2)
+# the assignment scenario: two weeks that hold Black Friday (2024-11-29, the exchange closes at 13:00) and, on the
+# Friday before, a fall of 8 % at 11:00 that puts the 0DTE condor's short put deep in the money on its expiry day
+ASSIGNMENT_START = date(2024, 11, 18)
+ASSIGNMENT_SHOCK = (datetime(2024, 11, 22, 11, 0), 0.92)
 SEED = 11
 PROJECT_ID = 424242
 
@@ -90,15 +103,25 @@ PROJECT_ID = 424242
 class Scenario:
     weeks: int
     seed: int
-    name: str = "base"  # "base" or "refused-long" (see the module docstring)
+    name: str = "base"  # "base", "refused-long" or "assignment" (see the module docstring)
 
     @property
     def refused_long(self) -> bool:
         return self.name == "refused-long"
 
     @property
+    def start(self) -> date:
+        return ASSIGNMENT_START if self.name == "assignment" else START
+
+    @property
     def end(self) -> date:
-        return START + timedelta(weeks=self.weeks) - timedelta(days=1)
+        return self.start + timedelta(weeks=self.weeks) - timedelta(days=1)
+
+    def market(self) -> Optional[SyntheticMarket]:
+        if self.name != "assignment":
+            return None
+        at, factor = ASSIGNMENT_SHOCK
+        return shocked_market(self.seed, self.start, self.end, at, factor)
 
     def parameters(self) -> Dict[str, str]:
         return {
@@ -116,6 +139,8 @@ class Scenario:
         # (broker submission number, leg number) -> what the broker does instead of filling it whole
         if self.refused_long:
             return FaultPlan(rules={(1, 1): LegFault("cancel")})  # LT112 entry: the long put is cancelled
+        if self.name == "assignment":
+            return FaultPlan()
         return FaultPlan(
             rules={
                 (1, 3): LegFault("partial", fraction=0.5, delay_steps=3),  # LT112 entry: naked puts fill in parts
@@ -129,8 +154,9 @@ class Scenario:
     def deployment(self, crash_plan: CrashPlan) -> DrillDeployment:
         return DrillDeployment(
             seed=self.seed,
-            start=START,
+            start=self.start,
             end=self.end,
+            market=self.market(),
             parameters=self.parameters(),
             faults=self.faults(),
             crash_plan=crash_plan,
@@ -223,6 +249,21 @@ class DrillDeployment(Deployment):
         super()._lose_process()
         # self.store is now the store a restart sees: only what had reached disk
         self.durable_at_crashes.append(dict(read_store(self).seqs))
+
+
+def shocked_market(seed: int, start: date, end: date, at: datetime, factor: float) -> SyntheticMarket:
+    """The synthetic market with every price from `at` on multiplied by `factor` (a crash or a squeeze)."""
+    market = SyntheticMarket(seed, start, end)
+    for index, step in enumerate(market.steps):
+        if step.time >= at:
+            session_open = step.session_open if step.time.date() == at.date() else step.session_open * factor
+            market.steps[index] = replace(
+                step,
+                price=round(step.price * factor, 2),
+                open=round(step.open * factor, 2),
+                session_open=round(session_open, 2),
+            )
+    return market
 
 
 def namespace() -> Namespace:
@@ -426,8 +467,8 @@ def print_table(outcomes: Sequence[RunOutcome], available: Counter[str]) -> int:
     return total_violations
 
 
-SCENARIO_NAMES = ("base", "refused-long")
-SHORT_PER_KIND = {"base": 25, "refused-long": 10}  # what --short samples per crash kind (CI time)
+SCENARIO_NAMES = ("base", "refused-long", "assignment")
+SHORT_PER_KIND = {"base": 25, "refused-long": 10, "assignment": 10}  # what --short samples per kind (CI time)
 
 
 def drill_scenario(scenario: Scenario, per_kind: Optional[int], jobs: int, show: int) -> int:
@@ -438,7 +479,7 @@ def drill_scenario(scenario: Scenario, per_kind: Optional[int], jobs: int, show:
     scenario_violations = check(first)
     risk = first.engine.snapshot().risk if first.engine is not None else None
     print(
-        f"scenario {scenario.name}: {scenario.weeks} weeks from {START} (seed {scenario.seed}), "
+        f"scenario {scenario.name}: {scenario.weeks} weeks from {scenario.start} (seed {scenario.seed}), "
         f"{len(first.brokerage.orders)} broker orders, {first.brokerage.submissions} submissions, "
         f"breaker {risk.breaker.value if risk else '?'}"
     )

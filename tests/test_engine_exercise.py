@@ -187,3 +187,48 @@ def test_contracts_expiring_today_are_not_booked_before_the_close() -> None:
     rig.engine.end_of_run(datetime(2024, 3, 15, 15, 30))  # stopped during the expiry day's session
     (position,) = rig.engine.snapshot().open_positions()
     assert position.status is PositionStatus.OPEN
+
+
+def test_an_assignment_while_the_algorithm_was_down_is_booked_from_holdings() -> None:
+    """No event reaches a process that is down: the put is gone and 200 shares are held at the restart. The
+    engine books the assignment (shares at the strike) before reconcile, so nothing is adopted or dropped."""
+    rig = entered()
+    rig.broker.engine = None  # down
+    rig.broker.held.pop(NAKED)
+    rig.broker.held["SPY"] = 200
+    rig.broker.average["SPY"] = 400.0
+    rig.broker.fill_prices["SPY"] = 380.0
+    new = restart(rig, "run2", keep_memory=True)  # the records were durable
+    kinds = [kind for kind, _, _ in new.store.audits]
+    assert "assignment" in kinds and "adopted" not in kinds and "quantity-mismatch" not in kinds
+    for minute in (31, 32):
+        new.engine.on_market(FakeView(now=T0 + timedelta(minutes=minute), price=380.0))
+    assert new.broker.held == {}
+    (position,) = new.engine.snapshot().positions.values()
+    assert position.status is PositionStatus.CLOSED and position.realized_pnl == pytest.approx(-3800.0)
+
+
+def test_settlement_groups_pass_the_loaders_checks() -> None:
+    """A SETTLEMENT group carries shares (x100 a contract, no strike): the semantic checks that quarantine
+    impossible records must accept it, or a restart would lose the assignment."""
+    from persistence.validation import check_record  # noqa: PLC0415
+
+    rig = entered()
+    assign_naked_puts(rig)
+    for group in rig.engine.snapshot().groups.values():
+        assert check_record(group) is None, group.group_id
+
+
+def test_shares_nobody_claims_are_adopted_and_sold() -> None:
+    """Records lost with the crash: the assignment cannot be booked on a position, but the delivered shares are
+    still managed (adopted by reconcile like any untracked holding, sold at the next open market)."""
+    rig = entered()
+    rig.broker.engine = None
+    rig.broker.held.pop(NAKED)
+    rig.broker.held["SPY"] = 200
+    rig.broker.average["SPY"] = 400.0
+    new = restart(rig, "run2", keep_memory=False)  # nothing of the entry was flushed
+    for minute in (31, 32, 33):
+        new.engine.on_market(FakeView(now=T0 + timedelta(minutes=minute), price=380.0))
+    assert "SPY" not in new.broker.held
+    assert any(kind == "adopted" and "SPY" in message for kind, message, _ in new.store.audits)

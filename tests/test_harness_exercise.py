@@ -3,31 +3,15 @@ and BacktestingBrokerage's early assignment, see tests/harness/brokerage.py and 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
 
 from persistence.records import GroupPurpose, PositionStatus
-from tests.harness.market import SyntheticMarket
+from tests.crash_drill import shocked_market
 from tests.harness.simulation import Deployment
 
 FRIDAY = date(2024, 1, 5)
-
-
-def shocked_market(seed: int, start: date, end: date, at: datetime, factor: float) -> SyntheticMarket:
-    """The synthetic market with every price from `at` on multiplied by `factor` (a crash or a squeeze)."""
-    market = SyntheticMarket(seed, start, end)
-    for index, step in enumerate(market.steps):
-        if step.time >= at:
-            session_open = step.session_open if step.time.date() == at.date() else step.session_open * factor
-            market.steps[index] = replace(
-                step,
-                price=round(step.price * factor, 2),
-                open=round(step.open * factor, 2),
-                session_open=round(session_open, 2),
-            )
-    return market
 
 
 def test_spy_short_put_assigned_early_leaves_no_untracked_shares_and_books_the_pnl() -> None:

@@ -141,9 +141,18 @@ def test_adopted_id_skips_a_closed_adopted_position() -> None:
 
 
 def test_unknown_holding_is_reported_not_touched() -> None:
-    report = reconcile({}, {}, {"SPY": 100})
-    assert report.actions == (UnknownHolding("SPY", 100),) and report.clean
+    report = reconcile({}, {}, {"SPY-not-a-contract": 100})
+    assert report.actions == (UnknownHolding("SPY-not-a-contract", 100),) and report.clean
     assert apply_report({}, {}, report, NOW).positions == {}
+
+
+def test_shares_of_the_underlying_nobody_claims_are_adopted() -> None:
+    """Shares an exercise delivered while nobody could book it: managed like any untracked holding."""
+    report = reconcile({}, {}, {"SPY": 100})
+    (action,) = report.actions
+    assert isinstance(action, UntrackedAdopted) and action.symbol == "SPY" and action.quantity == 100
+    (adopted,) = apply_report({}, {}, report, NOW).positions.values()
+    assert [(c.symbol, c.quantity) for c in adopted.contracts] == [("SPY", 100)]
 
 
 def test_parse_contract_key() -> None:

@@ -27,7 +27,7 @@ T0 = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)
 STRIKES = [400.0, 410.0, 420.5, 430.0]
 KEYS = [f"SPY-20240517-P-{s:g}" for s in STRIKES]
-UNKNOWN = "SPY"  # the underlying (e.g. after an assignment): not a contract key
+UNKNOWN = "SPY-X"  # not a contract key (shares of the underlying are adopted: test_recovery_reconcile)
 PROFILE = settings(max_examples=400, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 nonzero = st.sampled_from([-4, -3, -2, -1, 1, 2, 3, 4])
