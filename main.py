@@ -33,6 +33,7 @@ from strategies.dashboard import ChartPort, Dashboard, DashboardFacts, SeriesSpe
 from strategies.engine import TradingEngine
 from strategies.limits import record_limits
 from strategies.params import Params
+from strategies.selection import REFERENCE_PRICE, filter_reach
 from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
@@ -428,6 +429,8 @@ class CrashSafeTemplate(QCAlgorithm):
 
         self._log = LeanLog(self)
         self._params = Params.from_parameters(self._parameter_or_none)
+        # first day: a generous reference level; from the first bar on, the real price (once a day)
+        self._set_option_filter(REFERENCE_PRICE.get(self.underlying_ticker, 1000.0))
         self._engine: Optional[TradingEngine] = None
         self._dashboard: Optional[LeanDashboard] = None
         # Engine/Engine.cs sets algorithm_id only after initialize (SetAlgorithmId, right before SetLocked): a new
@@ -491,8 +494,7 @@ class CrashSafeTemplate(QCAlgorithm):
         else:
             self.underlying_symbol = self.add_equity(ticker, Resolution.MINUTE).symbol
             option = self.add_option(ticker, Resolution.MINUTE)
-        # wide enough for LT112's naked puts (~12 % below) and 0DTE's wings; out to ~5 months for 120 DTE
-        option.set_filter(-80, 40, timedelta(0), timedelta(160))
+        self._option = option
         self.option_symbol = option.symbol
         self.vix_symbol: Optional[Symbol] = None
         if self.get_parameter("use-vix", "true").lower() == "true":
@@ -620,6 +622,16 @@ class CrashSafeTemplate(QCAlgorithm):
             self.session_open = None
         if self.session_open is None and data.bars.contains_key(self.underlying_symbol):
             self.session_open = float(data.bars[self.underlying_symbol].open)
+            self._set_option_filter(self.session_open)  # the universe selection after this uses it
+
+    def _set_option_filter(self, spot: float) -> None:
+        """The option subscription lists what the rules choose: strikes down to LT112's naked puts (counted in
+        listed strikes, OptionFilterUniverse.Strikes) and up to the 0DTE call wings, expiries out to LT112's."""
+        params = self._params
+        max_days = params.lt112_dte + params.lt112_dte_window + 10
+        call_reach = spot * 0.03 + params.zero_dte_width
+        below, above = filter_reach(params.lt112_naked_put_delta, max_days, spot, self.underlying_ticker, call_reach)
+        self._option.set_filter(-below, above, timedelta(0), timedelta(max_days))
 
     def _underlying_close(self) -> Optional[float]:
         # DefaultExerciseModel judges an exercise on option.Underlying.Close

@@ -9,10 +9,11 @@ import pytest
 
 from persistence.codec import from_body, to_body
 from persistence.migrations import upgrade
-from persistence.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, RiskRecord
+from persistence.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, Right, RiskRecord
 from strategies.lt112 import LT112Rules
 from strategies.params import Params
 from strategies.risk import RiskManager
+from strategies.selection import STRIKE_STEP, filter_reach, strike_for_delta
 from strategies.zero_dte import ZeroDteRules
 from tests.crash_drill import read_store
 from tests.fake_market import FakeView, position_from_plan
@@ -196,3 +197,32 @@ def test_lt112_margin_follows_the_underlying_traded_premium_included() -> None:
     assert spx.margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * expected_each * 100)
     spy_each = mid + max(0.20 * spot - (spot - strike), 0.10 * strike)
     assert LT112Rules(Params()).margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * spy_each * 100)
+
+
+# -- 3. strike reach ----------------------------------------------------------------------------------------------
+
+
+def _skewed_five_delta_put(spot: float) -> float:
+    """Where a 5-delta put at 120 DTE sits when the put wing trades at 28 % vol (a normal SPX/SPY skew)."""
+    return strike_for_delta(spot, 0.05, Right.PUT, 0.28, 120 / 365)
+
+
+def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spy() -> None:
+    deployment = Deployment(seed=11, start=date(2024, 1, 3), end=date(2024, 1, 3)).run()
+    algorithm = deployment.algorithm
+    option_filter = algorithm.securities[algorithm.option_symbol].option_filter
+    spot = deployment.market.steps[0].price
+    needed = spot - _skewed_five_delta_put(spot)  # $1 strikes: one per point
+    assert -option_filter.min_strike >= needed, (
+        f"filter lists {-option_filter.min_strike} strikes below, needs {needed:.0f}"
+    )
+    assert option_filter.max_expiry.days >= 120 + Params().lt112_dte_window
+
+
+def test_the_filter_reach_counts_spx_strikes_at_their_spacing() -> None:
+    for underlying, spot in (("SPY", 470.0), ("SPX", 4700.0)):
+        below, above = filter_reach(0.05, 150, spot, underlying, spot * 0.03)
+        step = STRIKE_STEP[underlying]
+        assert below * step >= spot - _skewed_five_delta_put(spot)
+        assert above * step >= spot * 0.03
+    assert filter_reach(0.05, 150, 4700.0, "SPX", 141.0)[0] > 80, "the old -80 strikes reached 8 % of SPX"
