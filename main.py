@@ -200,7 +200,7 @@ class LeanDashboard:
             facts = DashboardFacts(
                 now=self._algorithm.time,
                 states={sid: record.state for sid, record in snapshot.strategies.items()},
-                drawdown=risk.drawdown if risk is not None else 0.0,
+                drawdown=snapshot.drawdown,
                 breaker=risk.breaker.value if risk is not None else "NONE",
                 open_positions=len(snapshot.open_positions()),
                 recovery_steps=recovery_steps_since(audit if isinstance(audit, AuditRecord) else None, self._since),

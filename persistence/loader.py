@@ -34,6 +34,7 @@ from persistence.records import (
     OrderGroupRecord,
     PositionRecord,
     Record,
+    RiskDaysRecord,
     RiskRecord,
     StrategyStateRecord,
 )
@@ -51,6 +52,7 @@ class LoadResult:
     groups: Dict[str, OrderGroupRecord] = field(default_factory=dict)
     positions: Dict[str, PositionRecord] = field(default_factory=dict)
     risk: Optional[RiskRecord] = None
+    risk_days: Dict[str, RiskDaysRecord] = field(default_factory=dict)  # by month ("2024-03"), at most 12
     audit: Optional[AuditRecord] = None
     quarantined: List[QuarantineEntry] = field(default_factory=list)
     lost: List[str] = field(default_factory=list)  # record names the manifest lists but no valid slot holds
@@ -207,6 +209,8 @@ def _file_result(result: LoadResult, record: StoredRecord) -> None:
         result.positions[record.position_id] = record
     elif isinstance(record, RiskRecord):
         result.risk = record
+    elif isinstance(record, RiskDaysRecord):
+        result.risk_days[record.month] = record
     elif isinstance(record, AuditRecord):
         result.audit = record
 

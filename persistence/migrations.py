@@ -147,8 +147,21 @@ def _risk_v1_to_v2(body: Body) -> Body:
     return upgraded
 
 
+def _risk_v2_to_v3(body: Body) -> Body:
+    # v3 keeps only the facts the breakers decide from, so the record stays small enough to write on every
+    # change: `drawdown` was a live value (it follows from the peak and the broker's equity and is recomputed
+    # on the first bar), `daily_drawdowns` were research figures that now live in monthly risk_days chunks.
+    # A step sees one body and cannot write other records, so v2's daily points are not carried over; the
+    # loader logs the migration.
+    upgraded = dict(body)
+    upgraded.pop("drawdown", None)
+    upgraded.pop("daily_drawdowns", None)
+    return upgraded
+
+
 STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("risk", 1): _risk_v1_to_v2,
+    ("risk", 2): _risk_v2_to_v3,
     ("strategy_state", 1): _strategy_state_v1_to_v2,
     ("position", 1): _position_v1_to_v2,
     ("order_group", 1): _order_group_v1_to_v2,

@@ -213,22 +213,45 @@ class StrategyLosses:
 
 @dataclass(frozen=True)
 class RiskRecord:
+    """The risk facts the breakers and entry limits decide from. Small and history-free, because it is written
+    the moment any of them changes (a new peak can come on every bar): the cost of that write must not grow
+    with the run. The live drawdown is not stored (it follows from the peak and the broker's equity); the
+    daily drawdown history lives in `RiskDaysRecord` chunks."""
+
     peak_equity: float
-    drawdown: float  # fraction (0.12 = 12 %) at the last update
     consecutive_losses: int
     daily_loss: float  # realised loss today, positive number, in account currency
     daily_loss_day: Optional[date]
     correlation_score: float  # positions per correlation group over the group's limit, max over groups
     breaker: BreakerLevel
     breaker_since: Optional[datetime]
-    applied_position_ids: Tuple[str, ...]  # closed positions already folded in (bounded, newest last)
+    # closed positions already folded in, newest last; bounded (params.risk_history_limit): only positions not
+    # yet retired into the archive can be folded again
+    applied_position_ids: Tuple[str, ...]
     updated_at: datetime
-    daily_drawdowns: Tuple[DrawdownPoint, ...] = ()  # one per trading day, bounded (newest last)
     strategy_losses: Tuple[StrategyLosses, ...] = ()  # per strategy, sorted by id (v2)
 
     @property
     def record_name(self) -> str:
         return "risk"
+
+
+RISK_DAYS_PREFIX = "risk-days-"
+
+
+@dataclass(frozen=True)
+class RiskDaysRecord:
+    """The end-of-day drawdown points of one calendar month (research figures, never a decision input).
+    Twelve chunks named by month number form a ring: a month's chunk replaces the same month of the year
+    before, so a year of history is kept, each day's save re-encodes one month at most, and keys and bytes
+    stay flat however long the algorithm runs."""
+
+    month: str  # "2024-03"; every point's day lies in it
+    points: Tuple[DrawdownPoint, ...]  # oldest first, one per trading day
+
+    @property
+    def record_name(self) -> str:
+        return RISK_DAYS_PREFIX + self.month[5:7]
 
 
 @dataclass(frozen=True)
@@ -248,7 +271,7 @@ class AuditRecord:
         return "audit"
 
 
-Record = Union[StrategyStateRecord, OrderGroupRecord, PositionRecord, RiskRecord, AuditRecord]
+Record = Union[StrategyStateRecord, OrderGroupRecord, PositionRecord, RiskRecord, RiskDaysRecord, AuditRecord]
 
 # schema name per record type; the envelope carries it and the loader dispatches on it
 SCHEMA_OF = {
@@ -256,6 +279,7 @@ SCHEMA_OF = {
     OrderGroupRecord: "order_group",
     PositionRecord: "position",
     RiskRecord: "risk",
+    RiskDaysRecord: "risk_days",
     AuditRecord: "audit",
 }
 
@@ -295,6 +319,7 @@ _check_no_forbidden_fields()
 
 __all__ = [
     "FORBIDDEN_FIELDS",
+    "RISK_DAYS_PREFIX",
     "SCHEMA_OF",
     "AuditEntry",
     "AuditRecord",
@@ -310,6 +335,7 @@ __all__ = [
     "PositionStatus",
     "Record",
     "Right",
+    "RiskDaysRecord",
     "RiskRecord",
     "StrategyLosses",
     "StrategyState",

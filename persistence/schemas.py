@@ -14,6 +14,7 @@ from persistence.records import (
     AuditRecord,
     OrderGroupRecord,
     PositionRecord,
+    RiskDaysRecord,
     RiskRecord,
     StrategyStateRecord,
 )
@@ -29,7 +30,9 @@ CURRENT_VERSION: Dict[str, int] = {
     "order_group": 3,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text);
     # v3: credit, credit_symbols, stop_cap (targets re-based on the credit received)
     "position": 4,  # v2: params_hash added; v3: attention (needs-attention reason) added; v4: credit_received
-    "risk": 2,  # v2: strategy_losses (each strategy's own streak and daily loss)
+    "risk": 3,  # v2: strategy_losses (each strategy's own streak and daily loss); v3: no drawdown (a live value),
+    # no daily_drawdowns (moved to risk_days chunks)
+    "risk_days": 1,
     "audit": 1,
     "archive": 4,  # v2: embedded order_group v2; v3: position v3; v4: order_group v3 and position v4
 }
@@ -41,6 +44,7 @@ _BY_PREFIX = (
     ("strategy-", StrategyStateRecord),
     ("group-", OrderGroupRecord),
     ("position-", PositionRecord),
+    ("risk-days-", RiskDaysRecord),
 )
 _BY_NAME = {"risk": RiskRecord, "audit": AuditRecord, "archive": ArchiveRecord}
 

@@ -31,6 +31,7 @@ from strategies.engine_facts import (
 from strategies.engine_types import EngineSnapshot
 from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
 from strategies.ports import EventStatus, MarketView, OrderEventData
+from strategies.risk import with_point
 from strategies.state_machine import StrategyMachine
 
 RETIRED_SHOWN = 200  # retired groups (and positions) the snapshot still shows, newest kept
@@ -111,7 +112,12 @@ class TradingEngine(EngineExercise):
         """The 15:45 and end-of-algorithm save: write what changed, retire finished cycles, flush."""
         if self._risk is not None and self._last_equity is not None and self._trading:
             try:
-                self._risk.end_of_day(self._now.date(), self._last_equity)  # one drawdown point per day
+                point = self._risk.end_of_day(self._now.date(), self._last_equity)  # one drawdown point per day
+                if point is not None:
+                    chunk = with_point(self._risk_days.get(point.day.isoformat()[:7]), point)
+                    self._risk_days = {m: c for m, c in self._risk_days.items() if c.record_name != chunk.record_name}
+                    self._risk_days[chunk.month] = chunk
+                    self._save(chunk, immediate=False)  # written by the scheduled save below
             except Exception as error:
                 self._log.error(f"engine: end-of-day risk point failed: {error!r}")
         self.scheduled_save()
@@ -217,10 +223,13 @@ class TradingEngine(EngineExercise):
         if self._risk.update_equity(view.equity, view.now):
             after = self._risk.record.breaker
             self._save_risk(immediate=True)
-            self._flush()  # a breaker must survive a crash a second later (lean-facts §1.5: saves sit ~5 s)
+            self._flush()  # a breaker must survive a crash a second later (LEAN's store flushes saves ~5 s late)
             self._alert("breaker", f"risk breaker {before.value} -> {after.value}", "risk")
         else:
-            self._save_risk(immediate=False)
+            # A new peak or a new day's loss reset is written at once (not left for the scheduled save): LEAN's
+            # flush timer puts it on disk within seconds, long before the next bar could measure a drawdown from
+            # it. A bar that changed nothing writes nothing (same record object).
+            self._save_risk(immediate=True)
 
     def _manage_positions(self, view: MarketView) -> None:
         """Exits: strategies' own rules, the CLOSE_ALL breaker, and positions no rules manage (adopted by

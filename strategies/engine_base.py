@@ -20,6 +20,7 @@ from persistence.records import (
     PositionRecord,
     PositionStatus,
     Record,
+    RiskDaysRecord,
     RiskRecord,
     StrategyState,
     StrategyStateRecord,
@@ -82,6 +83,8 @@ class EngineBase:
         self._retired_positions: Dict[str, PositionRecord] = {}
         self._risk: Optional[RiskLike] = None
         self._saved_risk: Optional[RiskRecord] = None
+        # the daily drawdown chunks by month ("2024-03"): the ring of 12 the store keeps, so at most 12
+        self._risk_days: Dict[str, RiskDaysRecord] = {}
         self._last_equity: Optional[float] = None  # from the last market view, for the end-of-day risk point
         self._now = datetime.min
         self._started_at: Optional[datetime] = None  # the algorithm's clock when this process started (_run_id)
@@ -200,10 +203,12 @@ class EngineBase:
         return changed
 
     def _save_risk(self, immediate: bool) -> bool:
+        """Write the risk record when it is not the one last handed to the store. The risk manager replaces
+        its record object only on a change, so the identity test makes a bar that changed nothing free."""
         if self._risk is None:
             return True
         record = self._risk.record
-        if record == self._saved_risk and not immediate:
+        if record is self._saved_risk or (record == self._saved_risk and not immediate):
             return True
         saved = self._save(record, immediate)
         self._saved_risk = record
@@ -248,9 +253,18 @@ class EngineBase:
             groups=MappingProxyType({**self._retired_groups, **self._groups}),
             positions=MappingProxyType({**self._retired_positions, **self._positions}),
             risk=self._risk.record if self._risk is not None else None,
+            drawdown=self._live_drawdown(),
+            daily_drawdowns=tuple(point for _, chunk in sorted(self._risk_days.items()) for point in chunk.points),
             started=self._started,
             trading=self._trading,
         )
+
+    def _live_drawdown(self) -> float:
+        peak = self._risk.record.peak_equity if self._risk is not None else 0.0
+        equity = self._last_equity
+        if equity is None or peak <= 0:
+            return 0.0
+        return max(0.0, 1.0 - equity / peak)
 
     # ------------------------------------------------------------------------------------------- hooks
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
 
 from persistence.records import (
     GroupPurpose,
     GroupStatus,
     OrderGroupRecord,
     PositionStatus,
+    RiskDaysRecord,
     StrategyState,
     StrategyStateRecord,
 )
@@ -50,6 +51,7 @@ from strategies.order_groups import (
     with_decision,
 )
 from strategies.ports import SubmittedOrder
+from strategies.risk import chunk_is_consistent
 from strategies.state_machine import StrategyMachine
 
 # reconcile findings that are the normal outcome of a crash mid-trade (logged as info, audited); the other kinds
@@ -74,6 +76,7 @@ class EngineRecovery(EngineOrders):
             self._groups = dict(loaded.groups)
             self._positions = dict(loaded.positions)
             risk_record = loaded.risk
+            self._risk_days = self._checked_risk_days(loaded.risk_days)
             lost, stale = tuple(loaded.lost), tuple(loaded.stale)
         except Exception as error:
             # Start empty; reconcile adopts whatever holdings show, so nothing held is left unmanaged.
@@ -89,7 +92,7 @@ class EngineRecovery(EngineOrders):
             self._save_risk(immediate=False)
         else:
             self._log.info(
-                f"engine: risk restored (breaker {risk_record.breaker.value}, dd {risk_record.drawdown:.3f})"
+                f"engine: risk restored (breaker {risk_record.breaker.value}, peak {risk_record.peak_equity:.2f})"
             )
         for strategy_id in self._rules:
             self._machines[strategy_id] = self._restore_machine(strategy_id, strategies.get(strategy_id), now)
@@ -113,6 +116,16 @@ class EngineRecovery(EngineOrders):
             self._log.info(f"engine: group {group.group_id} incomplete: {text}")
             self._audit("recovery", f"group {group.group_id} incomplete: {text}", f"group-{group.group_id}")
         self._started = True
+
+    def _checked_risk_days(self, chunks: Mapping[str, RiskDaysRecord]) -> Dict[str, RiskDaysRecord]:
+        """The loaded drawdown chunks whose points all lie in their month; any other is left out, alerted."""
+        kept: Dict[str, RiskDaysRecord] = {}
+        for month, chunk in sorted(chunks.items()):
+            if chunk_is_consistent(chunk):
+                kept[month] = chunk
+            else:
+                self._alert("risk-days-refused", f"drawdown chunk {month!r} has points outside its month", month)
+        return kept
 
     def _restore_machine(
         self, strategy_id: str, record: Optional[StrategyStateRecord], now: datetime

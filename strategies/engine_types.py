@@ -13,10 +13,12 @@ from typing import Mapping, Optional, Protocol, Sequence, Tuple
 
 from persistence.records import (
     AuditRecord,
+    DrawdownPoint,
     OrderGroupRecord,
     PositionRecord,
     PositionStatus,
     Record,
+    RiskDaysRecord,
     RiskRecord,
     StrategyStateRecord,
 )
@@ -53,6 +55,9 @@ class LoadedState(Protocol):
 
     @property
     def risk(self) -> Optional[RiskRecord]: ...
+
+    @property
+    def risk_days(self) -> Mapping[str, RiskDaysRecord]: ...
 
     @property
     def audit(self) -> Optional[AuditRecord]: ...
@@ -92,7 +97,7 @@ class RiskLike(Protocol):
 
     def update_equity(self, equity: float, now: datetime) -> bool: ...
 
-    def end_of_day(self, day: date, equity: float) -> bool: ...
+    def end_of_day(self, day: date, equity: float) -> Optional[DrawdownPoint]: ...
 
     def on_position_closed(self, position: PositionRecord, now: datetime) -> bool: ...
 
@@ -166,6 +171,8 @@ class EngineSnapshot:
     groups: Mapping[str, OrderGroupRecord]
     positions: Mapping[str, PositionRecord]
     risk: Optional[RiskRecord]
+    daily_drawdowns: Tuple[DrawdownPoint, ...]  # end-of-day points of the last 12 months, oldest first
+    drawdown: float  # live: below the peak at the last market view's equity (0 before the first); never stored
     started: bool  # start() ran
     trading: bool  # on_warmup_finished() ran: orders may be placed
 

@@ -102,7 +102,9 @@ class Params:
     # [R]'s 6-regime table and flat 35 % are not chosen. "> 30: 80 % for put selling only" kept as 0.80.
     risk_bp_by_vix: BpTable = ((13.0, 0.40), (18.0, 0.60), (25.0, 0.75), (30.0, 0.50), (math.inf, 0.80))
     risk_bp_unknown_vix: float = 0.40  # ours: the most conservative row when VIX is unknown
-    risk_history_limit: int = 500  # bounded lists in the risk record (applied ids, daily drawdowns)
+    # closed position ids the risk record remembers against folding one twice; only positions not yet retired
+    # into the archive can come back, and the record is written on every new peak, so it stays short
+    risk_history_limit: int = 32
 
     def __post_init__(self) -> None:
         _validate(self)

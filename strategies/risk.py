@@ -2,7 +2,10 @@
 
 Everything that must survive a restart lives in the `RiskRecord` (peak, breaker level and since when,
 streak, today's loss, folded position ids); a RiskManager rebuilt from the record decides exactly like the
-one that wrote it. Pure: time and equity come in as arguments.
+one that wrote it. Pure: time and equity come in as arguments. The record object is replaced only when one
+of its facts changes (every method that can change it says so in its return value), so the engine writes it
+at once on a change and never on a bar that changed nothing. The live drawdown is not a stored fact: it
+follows from the peak and the equity of the last update.
 
 Circuit breakers ([F], thresholds in params.py), from the PERSISTED peak equity:
 - drawdown >= 10 % -> HALVE (new positions at half size), >= 15 % -> NO_NEW, >= 20 % -> CLOSE_ALL (close
@@ -36,6 +39,7 @@ from persistence.records import (
     DrawdownPoint,
     PositionRecord,
     PositionStatus,
+    RiskDaysRecord,
     RiskRecord,
     StrategyLosses,
 )
@@ -78,7 +82,6 @@ def correlation_score(underlyings: Sequence[str]) -> float:
 def new_risk_record(now: datetime) -> RiskRecord:
     return RiskRecord(
         peak_equity=0.0,
-        drawdown=0.0,
         consecutive_losses=0,
         daily_loss=0.0,
         daily_loss_day=None,
@@ -94,6 +97,12 @@ class RiskManager:
     def __init__(self, record: Optional[RiskRecord], params: Params, now: datetime) -> None:
         self._params = params
         self._record = record if record is not None else new_risk_record(now)
+        self._equity: Optional[float] = None  # of the last update_equity (None: none since the start)
+
+    @property
+    def drawdown(self) -> float:
+        """The drawdown at the last update (0 before the first): a live value, never stored."""
+        return _drawdown(self._record.peak_equity, self._equity) if self._equity is not None else 0.0
 
     @property
     def record(self) -> RiskRecord:
@@ -124,9 +133,11 @@ class RiskManager:
         return None
 
     def update_equity(self, equity: float, now: datetime) -> bool:
-        """Fold in the current equity. True when the breaker level changed: save the record AT ONCE."""
+        """Fold in the current equity. True when the breaker level changed: save the record AT ONCE (and
+        flush). Any other change (a new peak, a new day's loss reset) replaces `record` too: save it at once."""
         if not math.isfinite(equity):
             return False
+        self._equity = equity
         current = self._record
         peak = max(current.peak_equity, equity)
         level, since = current.breaker, current.breaker_since
@@ -144,15 +155,21 @@ class RiskManager:
             elif paused_until is not None and now >= paused_until:
                 # the pause is over: resume at half size from a peak that puts the account at the HALVE line
                 peak = equity / (1.0 - self._params.risk_halve_drawdown) if equity > 0 else peak
-                drawdown = _drawdown(peak, equity)
                 level, since = BreakerLevel.HALVE, now
         daily_loss, daily_day = current.daily_loss, current.daily_loss_day
         if daily_day != now.date():
             daily_loss, daily_day = 0.0, now.date()  # a new trading day starts with no realised loss
+        if (peak, level, since, daily_loss, daily_day) == (
+            current.peak_equity,
+            current.breaker,
+            current.breaker_since,
+            current.daily_loss,
+            current.daily_loss_day,
+        ):
+            return False  # the common bar: nothing to build, nothing to write
         updated = replace(
             current,
             peak_equity=peak,
-            drawdown=drawdown,
             breaker=level,
             breaker_since=since,
             daily_loss=daily_loss,
@@ -161,16 +178,13 @@ class RiskManager:
         self._store(updated, now)
         return level != current.breaker
 
-    def end_of_day(self, day: date, equity: float) -> bool:
-        """Record the day's closing drawdown (one point per day, bounded). True when the record changed."""
+    def end_of_day(self, day: date, equity: float) -> Optional[DrawdownPoint]:
+        """The day's closing drawdown point (research; the engine files it in the month's RiskDaysRecord).
+        None for an unusable equity. The risk record itself does not change."""
         if not math.isfinite(equity):
-            return False
-        current = self._record
-        peak = max(current.peak_equity, equity)
-        point = DrawdownPoint(day=day, equity=equity, drawdown=_drawdown(peak, equity))
-        others = [p for p in current.daily_drawdowns if p.day != day]
-        points = tuple(sorted([*others, point], key=lambda p: p.day))[-self._params.risk_history_limit :]
-        return self._store(replace(current, daily_drawdowns=points), current.updated_at)
+            return None
+        peak = max(self._record.peak_equity, equity)
+        return DrawdownPoint(day=day, equity=equity, drawdown=_drawdown(peak, equity))
 
     # -- closed positions ---------------------------------------------------------------------------------------
 
@@ -223,7 +237,7 @@ class RiskManager:
             return False
         if record.correlation_score >= 1.0:
             return False
-        equity = record.peak_equity * (1.0 - record.drawdown)
+        equity = self._equity if self._equity is not None else record.peak_equity
         if strategy_id:
             own = self.losses_of(strategy_id)
             lost = own.daily_loss if own.daily_loss_day == record.daily_loss_day else 0.0
@@ -282,6 +296,23 @@ def _with_losses(
         daily += -pnl
     rows[strategy_id] = StrategyLosses(strategy_id, streak, daily, day)
     return tuple(rows[key] for key in sorted(rows))
+
+
+def with_point(chunk: Optional[RiskDaysRecord], point: DrawdownPoint) -> RiskDaysRecord:
+    """The month's chunk with `point` filed in (one point per day, oldest first). A chunk of another month,
+    the same month a year earlier in the ring, is replaced."""
+    month = point.day.isoformat()[:7]
+    kept = [p for p in chunk.points if p.day != point.day] if chunk is not None and chunk.month == month else []
+    return RiskDaysRecord(month, tuple(sorted([*kept, point], key=lambda p: p.day)))
+
+
+def chunk_is_consistent(chunk: RiskDaysRecord) -> bool:
+    """A stored chunk names a real month ("2024-03") and every point lies in it (stored data is checked)."""
+    try:
+        first = date.fromisoformat(chunk.month + "-01")
+    except ValueError:
+        return False
+    return len(chunk.month) == 7 and all(p.day.year == first.year and p.day.month == first.month for p in chunk.points)
 
 
 def _drawdown(peak: float, equity: float) -> float:

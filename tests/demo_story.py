@@ -161,7 +161,8 @@ def store_lines(disk: LoadResult) -> List[str]:
     if disk.risk is not None:
         risk = disk.risk
         breaker = "no circuit breaker tripped" if risk.breaker.value == "NONE" else f"breaker {risk.breaker.value}"
-        lines.append(f"risk limits: peak equity {risk.peak_equity:,.0f}, drawdown {risk.drawdown:.2%}, {breaker}")
+        streak = f"{risk.consecutive_losses} losses in a row"
+        lines.append(f"risk limits: peak equity {risk.peak_equity:,.0f}, {streak}, {breaker}")
     if disk.lost or disk.stale or disk.quarantined:
         lines.append(f"lost records {disk.lost}, older than expected {disk.stale}, quarantined {len(disk.quarantined)}")
     return lines

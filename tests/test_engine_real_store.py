@@ -126,7 +126,7 @@ def test_risk_record_survives_a_restart_over_the_real_store() -> None:
     restored = engine2.snapshot().risk
     assert restored is not None and restored.breaker == breaker.breaker and restored.peak_equity == 100_000.0
     engine.final_save()  # the 15:45 save records the day's drawdown point
-    points = engine.snapshot().risk.daily_drawdowns  # type: ignore[union-attr]
+    points = engine.snapshot().daily_drawdowns
     assert [(p.day, p.equity) for p in points] == [(T0.date(), 70_000.0)]
 
 

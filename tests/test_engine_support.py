@@ -12,10 +12,12 @@ from persistence.ports import ListLog
 from persistence.records import (
     AuditRecord,
     BreakerLevel,
+    DrawdownPoint,
     OrderGroupRecord,
     PositionRecord,
     Record,
     Right,
+    RiskDaysRecord,
     RiskRecord,
     StrategyStateRecord,
 )
@@ -49,6 +51,7 @@ class Loaded:
     positions: Dict[str, PositionRecord]
     risk: Optional[RiskRecord]
     audit: Optional[AuditRecord]
+    risk_days: Dict[str, RiskDaysRecord] = field(default_factory=dict)
     lost: List[str] = field(default_factory=list)
     stale: List[str] = field(default_factory=list)
 
@@ -75,6 +78,7 @@ class FakeStore:
             positions={r.position_id: r for r in recs if isinstance(r, PositionRecord)},
             risk=next((r for r in recs if isinstance(r, RiskRecord)), None),
             audit=None,
+            risk_days={r.month: r for r in recs if isinstance(r, RiskDaysRecord)},
         )
 
     def put(self, record: Record, immediate: bool = True) -> bool:
@@ -320,7 +324,7 @@ class FakeRules:
 
 class FakeRisk:
     def __init__(self, record: Optional[RiskRecord], params: Params, now: datetime) -> None:
-        self._record = record or RiskRecord(100_000.0, 0.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), now)
+        self._record = record or RiskRecord(100_000.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), now)
         self._params = params
         self.allow = True
         self.close_all = False
@@ -335,9 +339,9 @@ class FakeRisk:
     def update_equity(self, equity: float, now: datetime) -> bool:
         return False
 
-    def end_of_day(self, day: date, equity: float) -> bool:
+    def end_of_day(self, day: date, equity: float) -> Optional[DrawdownPoint]:
         self.days.append((day, equity))
-        return True
+        return DrawdownPoint(day, equity, 0.0)
 
     def on_position_closed(self, position: PositionRecord, now: datetime) -> bool:
         if position.position_id in self._record.applied_position_ids:

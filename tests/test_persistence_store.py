@@ -63,7 +63,7 @@ def position(position_id: str = "p-g1") -> PositionRecord:
 
 
 def risk() -> RiskRecord:
-    return RiskRecord(100_000.0, 0.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), T0)
+    return RiskRecord(100_000.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), T0)
 
 
 def make(

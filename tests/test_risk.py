@@ -11,9 +11,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persistence.codec import canonical_json, from_body, to_body
-from persistence.records import BreakerLevel, ContractRecord, PositionRecord, PositionStatus, Right, RiskRecord
+from persistence.records import (
+    BreakerLevel,
+    ContractRecord,
+    DrawdownPoint,
+    PositionRecord,
+    PositionStatus,
+    Right,
+    RiskDaysRecord,
+    RiskRecord,
+)
 from strategies.params import Params
-from strategies.risk import RiskManager, correlation_group, correlation_score, underlying_of
+from strategies.risk import (
+    RiskManager,
+    chunk_is_consistent,
+    correlation_group,
+    correlation_score,
+    underlying_of,
+    with_point,
+)
 
 T0 = datetime(2024, 1, 2, 9, 31)
 PARAMS = Params()
@@ -74,7 +90,7 @@ def test_breaker_levels(equity: float, level: BreakerLevel, factor: float, allow
     assert risk.size_factor() == factor
     assert risk.entries_allowed(15.0) is allowed
     assert risk.close_all_required() is close_all
-    assert risk.record.drawdown == pytest.approx(1 - equity / 100_000.0)
+    assert risk.drawdown == pytest.approx(1 - equity / 100_000.0)
 
 
 def test_drawdown_is_measured_from_the_persisted_peak() -> None:
@@ -107,7 +123,7 @@ def test_close_all_keeps_its_pause_then_resumes_at_half_size() -> None:
     risk.update_equity(79_000.0, hit + timedelta(days=13, hours=1))
     assert risk.update_equity(79_000.0, hit + timedelta(days=14)) is True
     assert risk.breaker == B.HALVE and risk.size_factor() == 0.5
-    assert risk.record.drawdown == pytest.approx(PARAMS.risk_halve_drawdown)  # re-based to the HALVE line
+    assert risk.drawdown == pytest.approx(PARAMS.risk_halve_drawdown)  # re-based to the HALVE line
     assert risk.entries_allowed(None)
     # a further loss of ~5.6 % stops new trades again; a gain of ~5.6 % restores full size
     again = RiskManager(risk.record, PARAMS, hit)
@@ -212,15 +228,36 @@ def test_bp_never_eats_the_reserve() -> None:
     assert risk.max_bp_fraction(40.0) == pytest.approx(0.80)
 
 
-def test_end_of_day_points_are_one_per_day_and_bounded() -> None:
-    risk = RiskManager(None, Params(risk_history_limit=3), T0)
+def test_end_of_day_points_are_one_per_day_in_a_ring_of_monthly_chunks() -> None:
+    risk = RiskManager(None, PARAMS, T0)
     risk.update_equity(100_000.0, T0)
+    chunk = None
     for offset in range(5):
-        risk.end_of_day(date(2024, 1, 2) + timedelta(days=offset), 100_000.0 - 1_000.0 * offset)
-    risk.end_of_day(date(2024, 1, 6), 90_000.0)  # same day again replaces the point
-    points = risk.record.daily_drawdowns
-    assert [p.day for p in points] == [date(2024, 1, 4), date(2024, 1, 5), date(2024, 1, 6)]
-    assert points[-1].drawdown == pytest.approx(0.10)
+        point = risk.end_of_day(date(2024, 1, 2) + timedelta(days=offset), 100_000.0 - 1_000.0 * offset)
+        assert point is not None
+        chunk = with_point(chunk, point)
+    again = risk.end_of_day(date(2024, 1, 6), 90_000.0)  # same day again replaces the point
+    assert again is not None and risk.end_of_day(date(2024, 1, 7), math.nan) is None
+    chunk = with_point(chunk, again)
+    assert chunk.record_name == "risk-days-01" and chunk.month == "2024-01" and chunk_is_consistent(chunk)
+    assert [p.day for p in chunk.points] == [date(2024, 1, 2) + timedelta(days=d) for d in range(5)]
+    assert chunk.points[-1].drawdown == pytest.approx(0.10)
+    # the same month a year later replaces the chunk (same record name): the ring holds one year
+    later = with_point(chunk, DrawdownPoint(date(2025, 1, 2), 1.0, 0.0))
+    assert later.record_name == chunk.record_name and [p.day for p in later.points] == [date(2025, 1, 2)]
+    assert not chunk_is_consistent(RiskDaysRecord("2024-02", chunk.points))
+    assert not chunk_is_consistent(RiskDaysRecord("2024-1x", ()))
+
+
+def test_a_bar_that_changes_nothing_keeps_the_same_record_object() -> None:
+    risk = manager()
+    risk.update_equity(100_000.0, T0)
+    before = risk.record
+    for equity in (99_000.0, 97_000.0, 99_999.0):
+        assert risk.update_equity(equity, T0 + timedelta(minutes=1)) is False
+        assert risk.record is before
+    risk.update_equity(100_001.0, T0 + timedelta(minutes=2))  # a new peak is a new fact
+    assert risk.record is not before and risk.record.peak_equity == 100_001.0
 
 
 # -- restart equivalence --------------------------------------------------------------------------------------------
@@ -266,10 +303,16 @@ def test_a_manager_rebuilt_from_its_record_behaves_identically(plan: List[Step],
     restart_at = data.draw(st.integers(min_value=0, max_value=len(plan)))
     continuous = manager()
     restarted = manager()
+    last_equity = 100_000.0
     for index, step in enumerate(plan):
         now = T0 + timedelta(days=index // 2, hours=index % 2)  # 40 steps span the 14-day pause
         if index == restart_at:
             restarted = RiskManager(through_json(restarted.record), PARAMS, now)
+            # the live equity is not stored: a restarted engine folds in the broker's equity before deciding
+            # anything, at a bar the running engine sees as well
+            assert continuous.update_equity(last_equity, now) == restarted.update_equity(last_equity, now)
+        if isinstance(step, Equity):
+            last_equity = step.value
         out_a = replay(continuous, step, index, now)
         out_b = replay(restarted, step, index, now)
         assert out_a == out_b

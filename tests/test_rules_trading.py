@@ -115,8 +115,9 @@ def test_a_zero_dte_stop_streak_leaves_lt112_sizing_and_entries_alone() -> None:
 
 
 def test_risk_v1_body_loads_with_no_per_strategy_losses() -> None:
-    record = RiskRecord(250_000.0, 0.0, 3, 0.0, None, 0.0, BreakerLevel.NONE, None, (), datetime(2024, 1, 2))
+    record = RiskRecord(250_000.0, 3, 0.0, None, 0.0, BreakerLevel.NONE, None, (), datetime(2024, 1, 2))
     v1 = {k: v for k, v in to_body(record).items() if k != "strategy_losses"}
+    v1.update(drawdown=0.0, daily_drawdowns=[])  # v1 and v2 still carried these (gone in v3)
     body, migrated = upgrade("risk", 1, v1)
     assert migrated and from_body(RiskRecord, body) == record
 
