@@ -24,11 +24,12 @@ Each check is linear in the record's size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from itertools import pairwise
 from typing import Any, Callable, Iterable, Optional
 
 from persistence.archive import ArchiveRecord
-from persistence.records import LegRecord, OrderGroupRecord, PositionRecord, RiskRecord
+from persistence.records import LegRecord, OrderGroupRecord, PositionRecord, RiskDaysRecord, RiskRecord
 
 RecordCheck = Callable[[Any], Optional[str]]
 
@@ -52,6 +53,8 @@ def record_check(limits: RecordLimits) -> RecordCheck:
             return _position_problem(record, limits)
         if isinstance(record, RiskRecord):
             return _risk_problem(record)
+        if isinstance(record, RiskDaysRecord):
+            return _risk_days_problem(record)
         if isinstance(record, ArchiveRecord):
             return _first(
                 [*(_group_problem(g, limits) for g in record.groups)]
@@ -140,14 +143,27 @@ def _position_problem(position: PositionRecord, limits: RecordLimits) -> Optiona
 def _risk_problem(risk: RiskRecord) -> Optional[str]:
     if risk.peak_equity < 0 or risk.daily_loss < 0 or risk.consecutive_losses < 0 or risk.correlation_score < 0:
         return "peak equity, daily loss, loss streak and correlation score cannot be negative"
-    if not 0.0 <= risk.drawdown <= 1.0:
-        return f"drawdown {risk.drawdown} is not a fraction between 0 and 1"
     duplicate = _duplicate(risk.applied_position_ids)
     if duplicate is not None:
         return f"closed position {duplicate!r} folded in twice"
-    days = [point.day for point in risk.daily_drawdowns]
+    return None
+
+
+def _risk_days_problem(chunk: RiskDaysRecord) -> Optional[str]:
+    """A chunk of daily drawdown points names a real month ("2024-03") and holds one point per day of it, in order."""
+    try:
+        first = date.fromisoformat(chunk.month + "-01") if len(chunk.month) == 7 else None
+    except ValueError:
+        first = None
+    if first is None:
+        return f"drawdown chunk month {chunk.month!r} is not a YYYY-MM month"
+    days = [point.day for point in chunk.points]
+    if any((day.year, day.month) != (first.year, first.month) for day in days):
+        return f"drawdown chunk {chunk.month} holds points of another month"
     if any(later <= earlier for earlier, later in pairwise(days)):
         return "daily drawdown points are not one per day in day order"
+    if any(not 0.0 <= point.drawdown <= 1.0 for point in chunk.points):
+        return "a daily drawdown is not a fraction between 0 and 1"
     return None
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Optional
 
 from persistence.records import (
     GroupPurpose,
     GroupStatus,
     OrderGroupRecord,
     PositionStatus,
-    RiskDaysRecord,
     StrategyState,
     StrategyStateRecord,
 )
@@ -51,7 +50,6 @@ from strategies.order_groups import (
     with_decision,
 )
 from strategies.ports import SubmittedOrder
-from strategies.risk import chunk_is_consistent
 from strategies.state_machine import StrategyMachine
 
 # reconcile findings that are the normal outcome of a crash mid-trade (logged as info, audited); the other kinds
@@ -76,7 +74,7 @@ class EngineRecovery(EngineOrders):
             self._groups = dict(loaded.groups)
             self._positions = dict(loaded.positions)
             risk_record = loaded.risk
-            self._risk_days = self._checked_risk_days(loaded.risk_days)
+            self._risk_days = dict(loaded.risk_days)  # checked by the loader (persistence.validation)
             lost, stale = tuple(loaded.lost), tuple(loaded.stale)
         except Exception as error:
             # Start empty; reconcile adopts whatever holdings show, so nothing held is left unmanaged.
@@ -116,16 +114,6 @@ class EngineRecovery(EngineOrders):
             self._log.info(f"engine: group {group.group_id} incomplete: {text}")
             self._audit("recovery", f"group {group.group_id} incomplete: {text}", f"group-{group.group_id}")
         self._started = True
-
-    def _checked_risk_days(self, chunks: Mapping[str, RiskDaysRecord]) -> Dict[str, RiskDaysRecord]:
-        """The loaded drawdown chunks whose points all lie in their month; any other is left out, alerted."""
-        kept: Dict[str, RiskDaysRecord] = {}
-        for month, chunk in sorted(chunks.items()):
-            if chunk_is_consistent(chunk):
-                kept[month] = chunk
-            else:
-                self._alert("risk-days-refused", f"drawdown chunk {month!r} has points outside its month", month)
-        return kept
 
     def _restore_machine(
         self, strategy_id: str, record: Optional[StrategyStateRecord], now: datetime

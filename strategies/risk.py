@@ -306,15 +306,6 @@ def with_point(chunk: Optional[RiskDaysRecord], point: DrawdownPoint) -> RiskDay
     return RiskDaysRecord(month, tuple(sorted([*kept, point], key=lambda p: p.day)))
 
 
-def chunk_is_consistent(chunk: RiskDaysRecord) -> bool:
-    """A stored chunk names a real month ("2024-03") and every point lies in it (stored data is checked)."""
-    try:
-        first = date.fromisoformat(chunk.month + "-01")
-    except ValueError:
-        return False
-    return len(chunk.month) == 7 and all(p.day.year == first.year and p.day.month == first.month for p in chunk.points)
-
-
 def _drawdown(peak: float, equity: float) -> float:
     if peak <= 0:
         return 0.0

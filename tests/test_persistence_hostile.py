@@ -158,7 +158,18 @@ CASES: Dict[str, Case] = {
         RISK_A, _text(lambda: _raw("risk", 1, 2**60, to_body(risk()))), "quarantined", "seq at most 2**53", "risk"
     ),
     "drawdown 500 %": Case(
-        RISK_A, _text(lambda: _raw("risk", 1, 1, {**to_body(risk()), "drawdown": 5.0})), "quarantined", "fraction"
+        LIVE.record_key("risk-days-01", "a"),
+        _text(
+            lambda: _raw(
+                "risk_days",
+                1,
+                1,
+                {"month": "2024-01", "points": [{"day": "2024-01-02", "equity": 1.0, "drawdown": 5.0}]},
+            )
+        ),
+        "quarantined",
+        "fraction",
+        "risk-days-01",
     ),
     "position of 0 contracts": Case(
         LIVE.record_key("position-p-g1", "a"),

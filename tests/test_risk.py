@@ -21,10 +21,10 @@ from persistence.records import (
     RiskDaysRecord,
     RiskRecord,
 )
+from persistence.validation import RecordLimits, record_check
 from strategies.params import Params
 from strategies.risk import (
     RiskManager,
-    chunk_is_consistent,
     correlation_group,
     correlation_score,
     underlying_of,
@@ -239,14 +239,17 @@ def test_end_of_day_points_are_one_per_day_in_a_ring_of_monthly_chunks() -> None
     again = risk.end_of_day(date(2024, 1, 6), 90_000.0)  # same day again replaces the point
     assert again is not None and risk.end_of_day(date(2024, 1, 7), math.nan) is None
     chunk = with_point(chunk, again)
-    assert chunk.record_name == "risk-days-01" and chunk.month == "2024-01" and chunk_is_consistent(chunk)
+    assert chunk.record_name == "risk-days-01" and chunk.month == "2024-01"
     assert [p.day for p in chunk.points] == [date(2024, 1, 2) + timedelta(days=d) for d in range(5)]
     assert chunk.points[-1].drawdown == pytest.approx(0.10)
     # the same month a year later replaces the chunk (same record name): the ring holds one year
     later = with_point(chunk, DrawdownPoint(date(2025, 1, 2), 1.0, 0.0))
     assert later.record_name == chunk.record_name and [p.day for p in later.points] == [date(2025, 1, 2)]
-    assert not chunk_is_consistent(RiskDaysRecord("2024-02", chunk.points))
-    assert not chunk_is_consistent(RiskDaysRecord("2024-1x", ()))
+    check = record_check(RecordLimits())
+    assert check(chunk) is None and check(later) is None
+    assert "another month" in (check(RiskDaysRecord("2024-02", chunk.points)) or "")
+    assert "not a YYYY-MM" in (check(RiskDaysRecord("2024-1x", ())) or "")
+    assert "one per day" in (check(RiskDaysRecord("2024-01", chunk.points[::-1])) or "")
 
 
 def test_a_bar_that_changes_nothing_keeps_the_same_record_object() -> None:
