@@ -32,7 +32,8 @@ _IN_FLIGHT = (GroupStatus.PENDING, GroupStatus.SUBMITTED, GroupStatus.INCOMPLETE
 
 # what each audit kind means to a reader, and whether it is a normal recovery step or something wrong
 AUDIT_MEANING = {
-    "missed-fill": "the broker filled this while the algorithm was down; booked from the broker's holdings",
+    "missed-fill": "filled at the broker before the store recorded it (at the crash or while down); booked from "
+    "the broker's holdings",
     "fill-priced": "a fill learned from holdings has no price in LEAN; priced at the first quote's mid (estimate)",
     "adopted": "the broker held a contract no record knew; recovery took it over as a position to close",
     "orphan-cleaned": "a saved position the broker no longer holds; closed in the records",
@@ -118,7 +119,7 @@ def in_flight(disk: LoadResult, broker: BrokerView) -> List[str]:
     unexplained = {s: q for s, q in broker.holdings.items() if saved.get(s, 0) != q}
     moving += [f"broker holds {q:+d} {contract_words(s)} that no saved position lists" for s, q in unexplained.items()]
     moving += [
-        f"saved position lists {q:+d} {contract_words(s)} the broker does not hold"
+        f"the store still lists {q:+d} {contract_words(s)} in an open position; the broker no longer holds it"
         for s, q in saved.items()
         if broker.holdings.get(s, 0) != q and s not in unexplained
     ]
@@ -171,7 +172,7 @@ def store_lines(disk: LoadResult) -> List[str]:
 def broker_lines(disk: LoadResult, at_crash: BrokerView, at_restart: BrokerView) -> List[str]:
     """What the broker knew that the store did not: at the crash, and what filled while the algorithm was down."""
     lines = [f"open orders at the crash: {len(at_crash.open_orders)}"]
-    differences = [line for line in in_flight(disk, at_crash) if line.startswith(("broker holds", "saved position"))]
+    differences = [line for line in in_flight(disk, at_crash) if line.startswith(("broker holds", "the store still lists"))]
     if differences:
         lines.append("already different from the store at the crash (fills the store had not recorded yet):")
         lines += [f"    {line}" for line in differences]
