@@ -172,7 +172,9 @@ def store_lines(disk: LoadResult) -> List[str]:
 def broker_lines(disk: LoadResult, at_crash: BrokerView, at_restart: BrokerView) -> List[str]:
     """What the broker knew that the store did not: at the crash, and what filled while the algorithm was down."""
     lines = [f"open orders at the crash: {len(at_crash.open_orders)}"]
-    differences = [line for line in in_flight(disk, at_crash) if line.startswith(("broker holds", "the store still lists"))]
+    differences = [
+        line for line in in_flight(disk, at_crash) if line.startswith(("broker holds", "the store still lists"))
+    ]
     if differences:
         lines.append("already different from the store at the crash (fills the store had not recorded yet):")
         lines += [f"    {line}" for line in differences]
