@@ -402,7 +402,8 @@ class LeanBroker:
         return [int(order.id) for order in self._algorithm.transactions.get_orders_by_brokerage_id(broker_id)]
 
     def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
-        # open orders reloaded at a live restart keep the tag the brokerage returned (new LEAN ids, lean-facts §5)
+        # open orders reloaded at a live restart keep the tag the brokerage returned (new LEAN ids:
+        # BrokerageTransactionHandler.AddOpenOrder)
         return [
             SubmittedOrder(_key_of(order.symbol), int(order.id), tuple(str(b) for b in order.broker_id))
             for order in self._algorithm.transactions.get_open_orders()
@@ -442,7 +443,8 @@ class CrashSafeTemplate(QCAlgorithm):
 
         interval = int(self.get_parameter("save-interval-minutes", "5"))
         final_hour, final_minute = (int(part) for part in self.get_parameter("final-save-time", "15:45").split(":"))
-        # every_day() + every(): fires around the clock, weekends included, like LEAN does (lean-facts §2.2)
+        # every_day() + every(): fires around the clock, weekends included, like LEAN does (DateRules.EveryDay,
+        # TimeRules.Every)
         every = self.time_rules.every(timedelta(minutes=interval))
         self.schedule.on(self.date_rules.every_day(), every, self._save_dirty)
         self.schedule.on(self.date_rules.every_day(), self.time_rules.at(final_hour, final_minute), self._final_save)
@@ -576,7 +578,8 @@ class CrashSafeTemplate(QCAlgorithm):
             engine.on_market(LeanMarketView(self, data))
 
     def on_order_event(self, order_event: OrderEvent) -> None:
-        # An exception escaping here stops the algorithm (lean-facts §3.2): the engine never raises, and the
+        # An exception escaping here stops the algorithm (BrokerageTransactionHandler.HandleOrderEvents): the engine
+        # never raises, and the
         # conversion is guarded too.
         with self._lock:
             try:

@@ -1,6 +1,7 @@
 """The archive: where finished positions and their order groups go, so the store's file count stays flat.
 
-QC's base quota is 1,000 files (lean-facts §1.4) and every record costs two slot keys, so records of finished
+QC's base quota is 1,000 files (README, How state is stored) and every record costs two slot keys, so records of
+finished
 cycles cannot stay as live keys for a year. `StateStore.retire` moves them here: one record (two slots) that
 holds the newest retired positions and groups, bounded by count and by encoded size (oldest dropped first).
 The research notebook reads it through `LoadResult.archived_positions` / `archived_groups`.

@@ -1,8 +1,9 @@
 """ObjectStore keys: LEAN's key rule, a reversible escape for names, and the per-run namespace.
 
 LEAN refuses a key that does not match `^\\.?[a-zA-Z0-9\\\\/_#\\-\\$= ]+\\.?[a-zA-Z0-9]*$` (no ':', at most one
-extension dot, lean-facts §1.3). The store is shared by every project, backtest and live run of a workspace
-(locally) or organisation (cloud, §1.6), so every key lives under a namespace:
+extension dot: LocalObjectStore's key regex). The store is shared by every project, backtest and live run of a workspace
+(locally) or organisation (cloud; LocalObjectStore.PathForKey has no per-project folder), so every key lives under a
+namespace:
 
     live:      <prefix>/<project>/live/...
     backtest:  <prefix>/<project>/backtest/<run>/...

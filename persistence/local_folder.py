@@ -1,12 +1,13 @@
 """Read-only ObjectStore ports for research: a storage folder offline, QuantBook's object_store in the cloud.
 
-LEAN maps a key straight to `<root>/<key>` (lean-facts §1.6), so the folder that `lean backtest` mounts as
+LEAN maps a key straight to `<root>/<key>` (LocalObjectStore.PathForKey), so the folder that `lean backtest` mounts as
 `/Storage` (or the offline harness writes with `--storage`) can be read back here without LEAN. research.ipynb
 uses `LocalFolderStore` offline and `ReadOnlyObjectStore(qb.object_store)` in QuantConnect's research
 environment.
 
 Both refuse to write: research must never change the state a live algorithm will load. A refused save returns
-False (LEAN's own signal for "not saved", §1.4) instead of raising, so `StateStore.load_all`, which copies bad
+False (LEAN's own signal for "not saved", LocalObjectStore.HandleStorageLimitExceeded) instead of raising, so
+`StateStore.load_all`, which copies bad
 records to quarantine keys, still finishes and just reports that the copy was not written.
 """
 

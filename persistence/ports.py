@@ -1,7 +1,7 @@
 """The two things persistence needs from the outside world, as protocols.
 
 `ObjectStorePort` is the subset of LEAN's `ObjectStore` the template uses, with LEAN's semantics
-(see ../shared/reference/lean-facts.md §1): text only, `save` returns False instead of raising when over
+(Engine/Storage/LocalObjectStore.cs): text only, `save` returns False instead of raising when over
 quota, writes sit in memory until a flush, `read` of a missing key raises. main.py wraps
 `self.object_store` in it; tests use the offline harness's simulated store.
 """

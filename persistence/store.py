@@ -1,7 +1,7 @@
 """`StateStore`: the records of one namespace over an ObjectStore port, crash-consistent without atomic writes.
 
 LEAN's store keeps saves in memory and flushes them ~5 s later, key by key, in no particular order, with no
-temp file (lean-facts §1.5): a crash can leave any subset of the pending keys on disk and one of them torn,
+temp file (LocalObjectStore.PersistData): a crash can leave any subset of the pending keys on disk and one of them torn,
 while deletes hit disk at once. The store is built so that every such outcome loads into a state recovery
 can work with.
 
@@ -16,7 +16,8 @@ Invariants
    a slot whose content is not needed: the other slot still holds the last version known durable.
    Residual risk (documented, tested as such): if the backend flushes on its own, unknown to us, inside that
    window, and the very next write of the same record is torn by a crash, the record loads one version
-   older than what had reached disk. Recovery reconciles against the broker's holdings anyway (§8.5).
+   older than what had reached disk. Recovery reconciles against the broker's holdings anyway (README, What happens on
+   a restart).
 4. The manifest (two slots as well) lists every live record name with the seq of its latest successful
    save; `save_dirty` rewrites it when anything changed. On load, a name the manifest lists with no valid
    slot is reported `lost`, a loaded seq lower than listed is reported `stale`. Seqs only grow (they resume
@@ -353,7 +354,8 @@ class StateStore:
         try:
             saved = bool(self.port.save(key, text))
             problem = "the ObjectStore refused it (returned False: over the size/file quota?)"
-        except Exception as error:  # a raising store must not kill the algorithm (lean-facts §8.8)
+        # a raising store must not kill the algorithm (an escaping exception is LEAN's SetRuntimeError)
+        except Exception as error:
             saved, problem = False, f"the ObjectStore raised {error!r}"
         if not saved:
             self._log.error(f"STATE SAVE FAILED: {key} seq {seq}: {problem}; kept dirty, will retry")

@@ -1,6 +1,6 @@
 """Every rule value of the strategies and the portfolio limits, in one place, with its source.
 
-Sources (see the team's strategy-rules reference):
+Sources (docs/strategy-rules.md):
   [N] community notes on Tom King's LT112 campaign (ericpko.notion.site)
   [F] "Tom King Trading System - Automated Framework Reference" PDF (unknown author; figures are claims)
   [P] press summaries of the 1-1-2 video

@@ -186,5 +186,6 @@ class BrokerPort(Protocol):
     def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
         """The open orders carrying `tag` (our group id), with their current LEAN ids and broker ids. After a
         restart this re-binds a group whose broker ids were lost with unflushed saves, as long as the brokerage
-        kept the tag (lean-facts §3.3, §5); a brokerage that drops tags returns nothing here."""
+        kept the tag (Order.Tag; BrokerageTransactionHandler.AddOpenOrder); a brokerage that drops tags returns nothing
+        here."""
         ...

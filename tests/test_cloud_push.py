@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-QC_FREE_FILE_QUOTA = 32 * 1024  # bytes per project file on the free tier (lean-facts §7)
+QC_FREE_FILE_QUOTA = 32 * 1024  # bytes per project file on the free tier (QuantConnect's project file size quota)
 
 
 def _copy_repo(into: Path) -> None:

@@ -1,4 +1,5 @@
-"""The harness follows LEAN: scheduling (§2), order events and their order (§3), restarts (§5), lazy chain."""
+"""The harness follows LEAN: scheduling, order events and their order, restarts, lazy chain
+(each LEAN file and member is named in the harness module's docstring)."""
 
 from __future__ import annotations
 

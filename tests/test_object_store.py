@@ -1,4 +1,4 @@
-"""SimulatedObjectStore follows LocalObjectStore's Python-facing behaviour (lean-facts §1)."""
+"""SimulatedObjectStore follows LocalObjectStore's Python-facing behaviour (Engine/Storage/LocalObjectStore.cs)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Black-Scholes prices and greeks for the synthetic option chain (European, no dividends).
 
 This is a test stand-in, not LEAN: LEAN's OptionContract.greeks come from its option price models
-(lean-facts §4 lists the fields). Here every contract is priced with one flat volatility per step, so the
+(Common/Data/Market/Greeks.cs lists the fields). Here every contract is priced with one flat volatility per step, so the
 numbers are smooth and deterministic, which is all the strategies need (delta-based strike selection,
 mid marks). American early exercise is ignored (SPY-style American puts are priced as European).
 

@@ -1,13 +1,14 @@
 """The simulated brokerage account: what survives a restart (holdings, cash, open orders with broker ids).
 
-Follows LEAN/brokerages: orders get broker ids ("B-<n>") that stay the same across restarts (lean-facts §5:
-correlate by broker id); fills while the algorithm is down change holdings only (the harness sends no events
-for them). Market orders fill at the ask (buy) or bid (sell) of the current step; a market order placed while
-the market is closed waits for the next session's first step (LEAN turns it into MarketOnOpen, §3.3).
-Combos without faults fill all-or-nothing in one batch (LEAN's backtest ComboMarketFill, §3.3); with a
+Follows LEAN/brokerages: orders get broker ids ("B-<n>") that stay the same across restarts (LEAN gives reloaded
+orders new ids, BrokerageTransactionHandler.AddOpenOrder: correlate by broker id); fills while the algorithm is
+down change holdings only (the harness sends no events for them). Market orders fill at the ask (buy) or bid
+(sell) of the current step; a market order placed while the market is closed waits for the next session's first
+step (LEAN turns it into MarketOnOpen: QCAlgorithm.Trading.cs MarketOrder).
+Combos without faults fill all-or-nothing in one batch (LEAN's backtest FillModel.ComboMarketFill); with a
 `FaultPlan` each leg follows its fault (live-like). Expiry: after the last step of an expiry day every held
 contract expiring that day is cash-settled at intrinsic value against the close and removed, and open orders
-on it are canceled (LEAN delists and cancels; §3.5).
+on it are canceled (BacktestingBrokerage.ProcessDelistings).
 
 Exercise, assignment and expiry follow LEAN 24863901 (each with a test in tests/test_lean_conformance.py):
 - an expiring contract still held is closed by an OptionExerciseOrder for -holding

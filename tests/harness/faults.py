@@ -7,8 +7,8 @@ before the broker receives an order batch and one just after it accepted it, bef
 tickets). `CrashPlan(crash_at=(n,))` raises at the n-th counted point; `CrashPlan()` only counts, so a first
 run lists every point a drill can choose from (`points`).
 
-`FaultPlan` makes the simulated broker behave live-like (lean-facts §3.3: in live the brokerage decides; per
-leg and partial fills happen). Without faults, combos fill all-or-nothing like LEAN's backtest fill model.
+`FaultPlan` makes the simulated broker behave live-like (in live the brokerage decides: per leg and partial
+fills happen). Without faults, combos fill all-or-nothing like LEAN's backtest fill model (FillModel.ComboMarketFill).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Loads main.py the way LEAN does (lean-facts §7), with the offline AlgorithmImports on sys.path.
+"""Loads main.py the way LEAN does (PythonInitializer.AddAlgorithmLocationPath, AlgorithmPythonWrapper), with the
+offline AlgorithmImports on sys.path.
 
 LEAN puts the algorithm's folder at the front of sys.path, imports the module by file stem, and instantiates
 every attribute whose repr starts with "<class 'main." and that is a QCAlgorithm subclass, walking dir(module)

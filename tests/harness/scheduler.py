@@ -1,17 +1,20 @@
-"""Scheduled events: date_rules / time_rules / schedule.on with LEAN's backtest firing order (lean-facts §2).
+"""Scheduled events: date_rules / time_rules / schedule.on with LEAN's backtest firing order (Common/Scheduling,
+Engine/RealTime).
 
 Follows LEAN:
-- `date_rules.every_day()` yields every calendar day, weekends and holidays included (§2.2);
+- `date_rules.every_day()` yields every calendar day, weekends and holidays included (DateRules.EveryDay);
   `every_day(symbol)` yields only trading days.
-- `time_rules.every(td)` yields 00:00, td, 2td, ... below 24:00 of each date: around the clock (§2.2); a
+- `time_rules.every(td)` yields 00:00, td, 2td, ... below 24:00 of each date: around the clock (TimeRules.Every); a
   non-positive interval raises ValueError (LEAN: ArgumentException). `time_rules.at(h, m[, s])` fires at that
   New York time every date of the date rule.
-- Firing (§2.3): before a slice at time T every event strictly before T fires in time order, ties by creation
+- Firing (BacktestingRealTimeHandler): before a slice at time T every event strictly before T fires in time order, ties
+by creation
   order, with the algorithm time set to the event time; events at exactly T fire after the slice's prices and
   fills and before on_data. Events before the algorithm's start moment are skipped (SkipEventsUntil).
-- A callback exception stops the algorithm (§2.3): it is raised as `AlgorithmRuntimeError`.
+- A callback exception stops the algorithm (ScheduledEvent, SetRuntimeError): it is raised as `AlgorithmRuntimeError`.
 
-Differs from LEAN: live mode fires on a real-time thread (§2.4); the harness fires live events with the
+Differs from LEAN: live mode fires on a real-time thread (LiveTradingRealTimeHandler); the harness fires live events
+with the
 deterministic backtest order above, so callbacks never interleave with on_data. Time zone is always New York.
 """
 

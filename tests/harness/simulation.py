@@ -1,8 +1,8 @@
-"""A live deployment of main.py over the synthetic market, with crashes and restarts (lean-facts §5).
+"""A live deployment of main.py over the synthetic market, with crashes and restarts (BrokerageSetupHandler).
 
 What survives a restart lives in the `Deployment`: the brokerage account (holdings, cash, open orders with
 their broker ids), the ObjectStore's disk, the market path and the crash/fault plans. Each (re)start builds a
-new algorithm instance the way LEAN's live set-up does (§5):
+new algorithm instance the way LEAN's live set-up does (BrokerageSetupHandler.Setup):
   construct (is_warming_up True) -> time = restart moment -> initialize() with EMPTY holdings -> cash set from
   the broker -> open orders loaded with NEW LEAN ids (status SUBMITTED, no events) -> holdings loaded
   (securities auto-added) -> warm-up ends -> events before the start are skipped -> on_warmup_finished().
@@ -13,15 +13,18 @@ after set-up), `project_id` fixed.
 Crash: a `SimulatedCrash` from any crash point (store save/flush hooks, order submission) ends the instance;
 pending ObjectStore saves are lost (`store.crash()`, optionally after flushing the keys `flush_on_crash`
 picks), async events not yet delivered are lost, and the broker keeps working while the algorithm is down
-(`downtime`): due orders fill, shorts are assigned and expiries settle with no order events (§5). Then a new
+(`downtime`): due orders fill, shorts are assigned and expiries settle with no order events (only
+LoadExistingHoldingsAndOrders sees them). Then a new
 instance starts.
 An `AlgorithmRuntimeError` (exception in a handler or scheduled event) stops the deployment for good, as a
 live runtime error would.
 
-Flush cadence: LEAN flushes ~5 s of WALL time after the first pending save (§1.5), which has no meaning in
+Flush cadence: LEAN flushes ~5 s of WALL time after the first pending save (LocalObjectStore's persist timer), which
+has no meaning in
 simulated time. The deployment flushes after every step (`flush_store`); which saves are pending at a crash is
 decided by the crash plan (a crash between a save and the end of its step loses it; a crash inside the flush
-loses the keys after it). Differs from LEAN: live scheduled events run on a real-time thread (§2.4); here they
+loses the keys after it). Differs from LEAN: live scheduled events run on a real-time thread
+(LiveTradingRealTimeHandler); here they
 run in backtest order, deterministically.
 """
 
@@ -222,7 +225,7 @@ class Deployment:
 
     def _algorithm_id(self) -> str:
         """Live: "L-<n>", new on every (re)start. Backtest: a random 10-digit id like the lean CLI gives every
-        backtest (lean-facts §1.6), so two backtests over the same storage never share a namespace."""
+        backtest (lean CLI commands/backtest.py), so two backtests over the same storage never share a namespace."""
         if self.live_mode:
             return f"L-{len(self.runs) + 1}"
         return str(random.SystemRandom().randrange(10**9, 10**10))

@@ -1,15 +1,18 @@
-"""`algorithm.transactions`: LEAN order ids, tickets, order events and their ordering (lean-facts §3, §5).
+"""`algorithm.transactions`: LEAN order ids, tickets, order events and their ordering
+(Engine/TransactionHandlers/BrokerageTransactionHandler.cs).
 
 Follows LEAN:
 - pre-order checks run on every leg before anything is submitted; a failing check (warming up, unknown
   security, no price, zero quantity, expired contract) returns INVALID ticket(s) and sends nothing, with no
-  order event (§2.5, §3.3);
-- order ids 1, 2, 3... per run; event ids 1, 2, 3... per order (§3.1); every leg of a combo shares the tag and a
+  order event (QCAlgorithm.Trading.cs PreOrderChecksImpl);
+- order ids 1, 2, 3... per run; event ids 1, 2, 3... per order (Order.GetNewId); every leg of a combo shares the tag
+and a
   GroupOrderManager;
 - a batch of broker updates (e.g. every leg of a combo fill) is applied to the portfolio first, then
-  `on_order_event` runs once per event in order (§3.2); an exception there stops the algorithm;
-- synchronous orders fill before the call returns, so `on_order_event` runs re-entrantly (§3.2);
-- after a restart the broker's open orders are loaded with NEW ids, status SUBMITTED, and no events (§5).
+  `on_order_event` runs once per event in order (HandleOrderEvents); an exception there stops the algorithm;
+- synchronous orders fill before the call returns, so `on_order_event` runs re-entrantly
+(BacktestingTransactionHandler);
+- after a restart the broker's open orders are loaded with NEW ids, status SUBMITTED, and no events (AddOpenOrder).
 Event sequence of an order: SUBMITTED (id 1), then PARTIALLY_FILLED/FILLED/CANCELED; a broker reject gives
 INVALID. LEAN may also emit a NEW event first; the harness does not (unverified either way).
 Differs from LEAN: asynchronous orders get their SUBMITTED event at the next step, together with the fill
@@ -284,7 +287,8 @@ class Transactions:
     # -- restart --
 
     def load_open_orders(self, broker_orders: Sequence[BrokerOrder], now: datetime) -> List[Tuple[int, str]]:
-        """LEAN's AddOpenOrder: each open broker order gets a new id, status SUBMITTED, no event (§5).
+        """LEAN's AddOpenOrder: each open broker order gets a new id, status SUBMITTED, no event
+        (BrokerageTransactionHandler.cs).
         The quantity is the original order's (LEAN warns a partially filled ticket may be inaccurate)."""
         loaded = []
         for broker_order in broker_orders:

@@ -1,6 +1,6 @@
 """Offline stand-in for LEAN's `AlgorithmImports` (only on sys.path when the harness puts it there).
 
-Like LEAN's Common/AlgorithmImports.py (lean-facts §6) it re-exports `date, time, datetime, timedelta`,
+Like LEAN's Common/AlgorithmImports.py it re-exports `date, time, datetime, timedelta`,
 `typing.*`, `math` and `json`, then the LEAN names main.py uses. Python's own Exception is kept.
 """
 

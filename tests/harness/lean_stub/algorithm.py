@@ -2,9 +2,11 @@
 
 LEAN constructs the algorithm with no arguments, so the harness hands the environment over through
 `pending_environment(env)` around the constructor call. Follows LEAN: `is_warming_up` is True from construction
-until the end of start-up (§2.5); `time` is naive New York time, `utc_time` naive UTC (§5); orders from
+until the end of start-up (QCAlgorithm.PostInitialize); `time` is naive New York time, `utc_time` naive UTC
+(QCAlgorithm.Time, UtcTime); orders from
 `initialize` are refused (INVALID); `get_parameter(name, default=None)` returns strings; `set_start_date`/
-`set_end_date` are ignored in live mode and `set_cash` is overwritten by the brokerage cash (§5 steps 4-5).
+`set_end_date` are ignored in live mode and `set_cash` is overwritten by the brokerage cash
+(BrokerageSetupHandler.Setup).
 `algorithm_id` is "" until the engine calls `set_algorithm_id` after set-up (Algorithm/QCAlgorithm.cs
 `_algorithmId = ""`; Engine/Engine.cs calls `algorithm.SetAlgorithmId(job.AlgorithmId)` after `Setup.Setup`
 returns, right before `SetLocked`; LEAN 24863901). `combo_market_order` raises ValueError (for LEAN's

@@ -1,4 +1,4 @@
-"""LEAN enums with the UPPER_CASE Python names the stubs list (lean-facts §3.2, §4, §5)."""
+"""LEAN enums with the UPPER_CASE Python names the stubs list (Common/Orders/OrderTypes.cs, Common/Global.cs)."""
 
 from __future__ import annotations
 

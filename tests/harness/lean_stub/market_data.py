@@ -2,7 +2,7 @@
 
 Follows LEAN: `slice.option_chains` maps the canonical option Symbol to its chain, filtered by the
 option's `set_filter(min_strike, max_strike, min_expiry, max_expiry)` (strike counts around the money,
-expiry in days) (lean-facts §4); `contract.expiry` is the expiry date at 00:00.
+expiry in days) (Common/Data/Market/OptionContract.cs); `contract.expiry` is the expiry date at 00:00.
 Differs from LEAN: the chain is built lazily on `get()`/`[]` (LEAN fills it whether read or not), and greeks are
 Black-Scholes at the market's one volatility.
 """

@@ -1,4 +1,5 @@
-"""Leg, Order, OrderTicket, OrderEvent with LEAN's Python member names (lean-facts §3.1, §3.3, §3.4).
+"""Leg, Order, OrderTicket, OrderEvent with LEAN's Python member names (Common/Orders: Leg, Order, OrderTicket,
+OrderEvent).
 
 Plain data; the behaviour (ids, event order, fills) lives in tests/harness/transactions.py.
 """
@@ -100,7 +101,7 @@ class OrderTicket:
         return SubmitOrderRequest(OrderResponse(not self.message, self.message))
 
     def _apply(self, event: OrderEvent) -> None:
-        """Updated with each event before the handler sees it (lean-facts §3.1 `ticket`)."""
+        """Updated with each event before the handler sees it (OrderEvent.Ticket)."""
         self.order_events.append(event)
         self.status = event.status
         if event.fill_quantity:

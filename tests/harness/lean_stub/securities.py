@@ -1,9 +1,9 @@
-"""Security, Securities, SecurityHolding and the Portfolio (lean-facts §5: holdings are loaded after initialize).
+"""Security, Securities, SecurityHolding and the Portfolio (BrokerageSetupHandler: holdings load after initialize).
 
 Prices come from a `PriceSource` (the harness's view of the synthetic market at the algorithm's current step).
 Follows LEAN: `portfolio.values()` yields a holding for every added security (invested or not);
 `total_portfolio_value` = cash + sum(quantity x price x multiplier), options multiplier 100; holdings of a
-symbol not yet added are auto-subscribed (§5 step 6).
+symbol not yet added are auto-subscribed (BrokerageSetupHandler.LoadExistingHoldingsAndOrders).
 `total_margin_used` is an approximation of LEAN's option margin model (documented on the property).
 Differs from LEAN: one currency (USD) only, no fees, no buying-power checks (orders are never refused for
 margin); options are marked at the mid (LEAN marks at the last price).

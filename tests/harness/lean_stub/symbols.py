@@ -1,4 +1,4 @@
-"""Symbol and SecurityIdentifier: value objects, equal by identifier (lean-facts §4 "Building symbols").
+"""Symbol and SecurityIdentifier: value objects, equal by identifier (Common/Symbol.cs, Common/SecurityIdentifier.cs).
 
 Differs from LEAN: the identifier is a plain tuple, not LEAN's encoded SID string; `value` of an option is the
 OSI ticker LEAN uses (e.g. "SPY   240119P00402500"), of a canonical option "?SPY".
