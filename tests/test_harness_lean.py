@@ -258,7 +258,8 @@ def test_option_chain_is_built_lazily_once_per_step() -> None:
     reader = Deployment(start=FRIDAY, end=FRIDAY, algorithm_class=Reader, market=market).run().algorithm
     assert market.chain_builds == 1
     same, count, expiries = reader.trace[0][1]
-    assert same and count == 21 * 2 * len(expiries)  # 10 strikes each side of the money, puts and calls
+    # OptionFilterUniverse.Strikes: the price falls between two listed strikes, so -10..+10 keeps 20 of them
+    assert same and count == 20 * 2 * len(expiries)
     assert datetime(2024, 1, 5) in expiries  # Friday 0DTE exists
 
 

@@ -24,6 +24,7 @@ class ShortPutAndLongCall(QCAlgorithm):
     """At 10:00 sells 3 puts 10 below spot and buys 2 calls; records (spot, margin) on every later bar."""
 
     def initialize(self) -> None:
+        self.settings.seed_initial_prices = True  # contracts added right before ordering need a price (LEAN too)
         self.spy = self.add_equity("SPY", Resolution.MINUTE).symbol
         self.put: Any = None
         self.seen: List[Tuple[float, float]] = []

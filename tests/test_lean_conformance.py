@@ -4,11 +4,13 @@ named after it, each naming the LEAN file and member it follows. Shared by every
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, List
 
 import pytest
 
+from persistence.records import Right
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.algorithm import QCAlgorithm, check_combo_order_sizing
 from tests.harness.lean_stub.charting import (
@@ -19,14 +21,16 @@ from tests.harness.lean_stub.charting import (
     Series,
     SeriesType,
 )
-from tests.harness.lean_stub.enums import OrderStatus, Resolution, SecurityType
+from tests.harness.lean_stub.enums import OptionRight, OptionStyle, OrderStatus, Resolution, SecurityType
+from tests.harness.lean_stub.market_data import strike_window
 from tests.harness.lean_stub.orders import Leg, OrderTicket
 from tests.harness.lean_stub.securities import ExchangeHours
 from tests.harness.lean_stub.symbols import Symbol
-from tests.harness.market import SyntheticMarket
+from tests.harness.market import SyntheticMarket, minimum_tick
 from tests.harness.market_calendar import is_market_open, next_market_close, slice_times
 from tests.harness.object_store import SimulatedObjectStore
 from tests.harness.simulation import Deployment
+from tests.harness.transactions import NO_DATA_MESSAGE, zero_price_message
 
 FRIDAY = date(2024, 1, 5)
 MARKET = SyntheticMarket(7, FRIDAY, date(2024, 1, 12))
@@ -143,7 +147,7 @@ def test_early_close_days_end_the_session_at_13_00() -> None:
     assert next_market_close(datetime(2024, 11, 28)) == datetime(2024, 11, 29, 13, 0)  # Thanksgiving: closed
     assert ExchangeHours().get_next_market_close(datetime(2024, 12, 24), False) == datetime(2024, 12, 24, 13, 0)
     assert next_market_close(datetime(2024, 11, 27, 9, 0)) == datetime(2024, 11, 27, 16, 0)
-    assert is_market_open(datetime(2024, 11, 29, 13, 0)) and not is_market_open(datetime(2024, 11, 29, 13, 5))
+    assert is_market_open(datetime(2024, 11, 29, 12, 55)) and not is_market_open(datetime(2024, 11, 29, 13, 0))
     bars = slice_times(friday, friday, 5)
     assert bars[0].time() == time(9, 35) and bars[-1].time() == time(13, 0)
 
@@ -368,7 +372,7 @@ def test_index_option_expiring_in_the_money_is_cash_settled() -> None:
     market, broker, spx = _exercise_rig("index")
     friday = date(2024, 1, 5)
     index = _last_step_of(market, friday)
-    close = market.steps[index].price
+    close = market.level(index, "SPX")  # SPX at its own level (about ten times SPY)
     put = _contract(spx, OptionRight.PUT, float(round(close) + 3), friday, european=True)
     broker.holdings[put] = BrokerHolding(1, 2.0)
     cash = broker.cash
@@ -481,3 +485,218 @@ def test_a_brokerage_refusal_is_an_invalid_order_event_carrying_the_reason() -> 
     run = _deploy(Algo, faults=FaultPlan(rules={(1, 1): LegFault("reject")}))
     invalid = [seen for seen in run.algorithm.seen if isinstance(seen, tuple) and seen[0] == OrderStatus.INVALID]
     assert len(invalid) == 1 and invalid[0][1]  # one Invalid event, with a reason
+
+
+# -- prices, orders and listings (harness owner: tests/harness/*) ------------------------------------------------
+
+
+class _AddThenOrder(_Spy):
+    """Adds a contract outside the option universe and orders it at once, then again a bar later."""
+
+    def on_data(self, data: Any) -> None:
+        if self.time.hour != 10:
+            return
+        if not self.seen:
+            spot = round(self.securities[self.spy].price)
+            expiry = datetime.combine(date(2024, 2, 16), time(0, 0))
+            self.contract = Symbol.create_option(
+                self.spy, "usa", OptionStyle.AMERICAN, OptionRight.PUT, spot - 60.0, expiry
+            )
+            self.add_option_contract(self.contract)
+            security = self.securities[self.contract]
+            ticket = self.market_order(self.contract, 1, asynchronous=True)
+            self.seen.append((security.price, security.has_data, ticket.status, ticket.message))
+        elif len(self.seen) == 1:
+            ticket = self.market_order(self.contract, 1, asynchronous=True)
+            self.seen.append((self.securities[self.contract].price, True, ticket.status, ticket.message))
+
+
+def test_an_order_for_a_contract_with_no_price_yet_is_invalid_with_leans_message() -> None:
+    """Algorithm/QCAlgorithm.Trading.cs `PreOrderChecksImpl`: `price == 0` -> SecurityPriceZero with
+    Messages.QuantConnect.cs `ZeroPriceForSecurity`; a contract added with AddOptionContract is not seeded
+    (Common/AlgorithmSettings.cs `SeedInitialPrices` defaults to False), so it has no price before its first slice."""
+    algorithm = _deploy(_AddThenOrder, live_mode=False).algorithm
+    (price, has_data, status, message), (later_price, _, later_status, _) = algorithm.seen
+    assert (price, has_data, status) == (0.0, False, OrderStatus.INVALID)
+    assert message == zero_price_message(algorithm.contract)
+    assert "has not yet received a bar of data" in message
+    assert later_price > 0 and later_status != OrderStatus.INVALID, "a bar later it has data and trades"
+
+
+def test_seed_initial_prices_gives_a_new_contract_its_last_known_price() -> None:
+    """Common/Securities/SecurityService.cs `InitializeSecurity`: with Settings.SeedInitialPrices the new security
+    is seeded (AlgorithmUtils.SeedSecurities), so an order right after adding it is accepted."""
+
+    class Seeded(_AddThenOrder):
+        def initialize(self) -> None:
+            super().initialize()
+            self.settings.seed_initial_prices = True
+
+    (price, has_data, status, _), _ = _deploy(Seeded, live_mode=False).algorithm.seen
+    assert price > 0 and has_data and status != OrderStatus.INVALID
+
+
+def test_a_chain_contract_of_the_option_universe_has_data_at_its_slice() -> None:
+    """A contract the option universe selected is subscribed and gets the slice's data
+    (Common/Securities/Option/OptionFilterUniverse.cs selects it; its quote arrives with the chain)."""
+
+    class Chain(_Spy):
+        def on_data(self, data: Any) -> None:
+            if self.seen or self.time.hour != 10:
+                return
+            contract = next(iter(data.option_chains[self.canonical]))
+            self.add_option_contract(contract.symbol)
+            self.seen.append(self.securities[contract.symbol].price)
+
+    assert _deploy(Chain, live_mode=False).algorithm.seen[0] > 0
+
+
+def test_no_data_message_matches_lean() -> None:
+    """Algorithm/QCAlgorithm.Trading.cs `PreOrderChecksImpl`, OrderResponseErrorCode.SecurityHasNoData."""
+    assert NO_DATA_MESSAGE == (
+        "There is no data for this symbol yet, please check the security.HasData flag to ensure there is at least "
+        "one data point."
+    )
+
+
+def test_backtest_async_orders_are_submitted_inside_the_call_and_filled_at_the_end_of_the_time_step() -> None:
+    """Backtest: BrokerageTransactionHandler.AddOrder -> BacktestingTransactionHandler.WaitForOrderSubmission ->
+    ProcessPendingRequests -> BacktestingBrokerage.PlaceOrder fires SUBMITTED inside the order call; the fill comes
+    from BacktestingBrokerage.Scan in AlgorithmManager's `transactions.ProcessSynchronousEvents()` after OnData of
+    the same time step (SecurityTransactionManager.SetLiveMode: MarketOrderFillTimeout zero in backtests)."""
+
+    class Algo(_Spy):
+        def on_data(self, data: Any) -> None:
+            if self.time.hour != 10 or self.time.minute != 0 or getattr(self, "tickets", None):
+                return
+            chain = sorted(data.option_chains[self.canonical], key=lambda c: (c.expiry, c.strike))
+            for contract in (chain[0], chain[2]):
+                self.add_option_contract(contract.symbol)
+            self.in_call = True
+            legs = [Leg.create(chain[0].symbol, 1), Leg.create(chain[2].symbol, -1)]
+            self.tickets = self.combo_market_order(legs, 3, asynchronous=True)
+            self.in_call = False
+            self.step_time = self.time
+
+        def on_order_event(self, order_event: Any) -> None:
+            if order_event.order_id in (1, 2):  # the combo's legs (not the 16:00 expiry of the 0DTE leg)
+                self.seen.append((order_event.status, getattr(self, "in_call", False), self.time))
+
+    algorithm = _deploy(Algo, live_mode=False).algorithm
+    submitted = [entry for entry in algorithm.seen if entry[0] == OrderStatus.SUBMITTED]
+    filled = [entry for entry in algorithm.seen if entry[0] == OrderStatus.FILLED]
+    assert len(submitted) == 2 and all(in_call for _, in_call, _ in submitted), "SUBMITTED inside the call"
+    assert len(filled) == 2 and all(not in_call for _, in_call, _ in filled), "filled after on_data returned"
+    assert {moment for _, _, moment in filled} == {algorithm.step_time}, "in the same time step"
+
+
+def test_the_exchange_is_closed_at_16_00_and_nothing_fills_on_the_closing_slice() -> None:
+    """Common/Securities/MarketHoursSegment.cs `Contains`: `time >= Start && time < End`, so at 16:00 the exchange
+    is closed; the fill models fill nothing while it is closed (FillModel/EquityFillModel `IsExchangeOpen`)."""
+    assert is_market_open(datetime(2024, 1, 5, 9, 30)) and is_market_open(datetime(2024, 1, 5, 15, 55))
+    assert not is_market_open(datetime(2024, 1, 5, 16, 0))
+
+    class AtTheClose(_Spy):
+        def on_data(self, data: Any) -> None:
+            if self.time.hour == 16 and not self.seen:
+                self.seen.append(self.securities[self.spy].exchange.exchange_open)
+                self.ticket = self.market_order(self.spy, 10, asynchronous=True)
+
+    deployment = _deploy(AtTheClose, live_mode=False, end=date(2024, 1, 8))
+    algorithm = deployment.algorithm
+    assert algorithm.seen == [False]
+    fill = algorithm.transactions.get_order_by_id(algorithm.ticket.order_id).last_fill_time
+    assert fill is not None and fill.date() == date(2024, 1, 8), "filled at the next session, not at 16:00"
+
+
+def test_set_filter_counts_listed_strikes_around_the_money() -> None:
+    """Common/Securities/Option/OptionFilterUniverse.cs `Strikes(minStrike, maxStrike)`: binary search of the
+    underlying price among the distinct listed strikes; keeps index+min .. index+max, one less at the top when
+    the price is not itself a listed strike. SPY lists $1 strikes near the money and $5 far out; SPX/SPXW $5."""
+    spy = SyntheticMarket.strikes(470.3)
+    assert {b - a for a, b in pairwise(spy)} == {1.0, 5.0}
+    assert 469.0 in spy and 470.0 in spy and 380.0 in spy and 381.0 not in spy
+    assert strike_window(spy, 470.3, -3, 3) == (468.0, 473.0)  # 471 is index 0: 468..473 (top - 1)
+    assert strike_window(spy, 470.0, -3, 3) == (467.0, 473.0)  # exact: 467..473
+    spx = SyntheticMarket.strikes(4703.0, "SPX")
+    assert {b - a for a, b in pairwise(spx)} == {5.0}
+    assert strike_window(spx, 4703.0, -80, 40) == (4305.0, 4900.0)  # 80 listed strikes = 400 points, not 80
+
+
+def test_a_5_delta_put_120_days_out_sits_about_20_percent_below_spot() -> None:
+    """The synthetic volatility has a put skew, so a 5-delta put 120 days out is 18-22 % below spot at the
+    usual 15 % at-the-money vol (the market's level; a flat-vol chain would put it near 13 %)."""
+    market = SyntheticMarket(7, FRIDAY, FRIDAY)
+    step = market.steps[0]
+    expiry = step.time.date() + timedelta(days=120)
+    for underlying in ("SPY", "SPX"):
+        spot = market.level(0, underlying)
+        puts = [market.quote(0, expiry, strike, Right.PUT, underlying) for strike in market.strikes(spot, underlying)]
+        five_delta = min(puts, key=lambda quote: abs(quote.delta + 0.05))
+        assert 0.18 <= 1 - five_delta.strike / spot <= 0.22, (underlying, five_delta.strike, spot)
+
+
+def test_spx_has_its_own_level_and_bars_not_vix() -> None:
+    """An index's price is its own (SPX about ten times SPY); LEAN's SPX data is the index level, VIX another index."""
+
+    class Spx(QCAlgorithm):
+        def initialize(self) -> None:
+            self.spx = self.add_index("SPX", Resolution.MINUTE).symbol
+            self.vix = self.add_index("VIX", Resolution.MINUTE).symbol
+            self.seen: List[Any] = []
+
+        def on_data(self, data: Any) -> None:
+            if not self.seen:
+                self.seen.append(
+                    (data.bars[self.spx].close, self.securities[self.spx].price, self.securities[self.vix].price)
+                )
+
+    bar, price, vix = _deploy(Spx, live_mode=False).algorithm.seen[0]
+    assert bar == price and 3000 < price < 7000 and price != vix and vix < 100
+
+
+def test_a_listed_contract_is_never_quoted_at_zero_and_sits_on_its_minimum_tick() -> None:
+    """Data/symbol-properties/symbol-properties-database.csv `usa,[*],option,...,0.01` (SPY options tick 0.01);
+    Common/Securities/IndexOption/IndexOptionSymbolProperties.cs `MinimumPriceVariationForPrice`: SPXW 0.05 below
+    $3, 0.10 from $3."""
+    market = SyntheticMarket(7, FRIDAY, FRIDAY)
+    for underlying, ticks in (("SPY", (0.01,)), ("SPX", (0.05, 0.10))):
+        chain = market.chain(0, underlying=underlying)
+        assert all(quote.bid > 0 and quote.ask > quote.bid and quote.price > 0 for quote in chain)
+        for quote in chain:
+            tick = minimum_tick(underlying, quote.price)
+            assert tick in ticks
+            assert abs(quote.bid / tick - round(quote.bid / tick)) < 1e-6, (underlying, quote.bid, tick)
+        cheapest = min(chain, key=lambda quote: quote.price)
+        assert cheapest.bid == ticks[0]
+
+
+def test_live_the_underlying_of_an_option_is_seeded_and_a_held_contract_has_its_holding_price() -> None:
+    """Algorithm/QCAlgorithm.Universe.cs: live, an option's underlying without data is seeded;
+    Engine/Setup/BrokerageSetupHandler.cs seeds each held security with a TradeBar at the holding's market price
+    (a price, no bid or ask until its first quote). Both hold in on_warmup_finished, before the first slice."""
+
+    class Algo(_Spy):
+        starts = 0
+
+        def initialize(self) -> None:
+            super().initialize()
+            Algo.starts += 1
+
+        def on_warmup_finished(self) -> None:
+            held = [h.symbol for h in self.portfolio.values() if h.invested]
+            quotes = [(self.securities[s].price, self.securities[s].bid_price) for s in held]
+            self.seen.append((self.securities[self.spy].price, quotes))
+
+        def on_data(self, data: Any) -> None:
+            if Algo.starts == 1 and self.time.hour == 10 and self.time.minute == 0:
+                contract = next(iter(data.option_chains[self.canonical])).symbol
+                self.add_option_contract(contract)
+                self.market_order(contract, 1, asynchronous=True)  # the crash plan ends the process right after
+
+    plan = CrashPlan(crash_at=(2,), kinds=("order-submit",))
+    deployment = _deploy(Algo, end=date(2024, 1, 8), crash_plan=plan)
+    assert len(deployment.runs) == 2
+    spot, held = deployment.algorithm.seen[0]
+    assert spot > 0, "live: the option's underlying is seeded before the first slice"
+    assert len(held) == 1 and held[0][0] > 0 and held[0][1] == 0.0, "held: a price, no quote yet"

@@ -97,12 +97,13 @@ def half_spread(price: float) -> float:
     return min(0.25, max(0.01, 0.03 * price))
 
 
-def bid_ask(price: float) -> tuple[float, float]:
-    """Bid and ask in cents around `price`; bid never below 0, ask at least 1 cent above bid."""
-    half = half_spread(price)
-    bid = max(0.0, round(price - half, 2))
-    ask = max(bid + 0.01, round(price + half, 2))
-    return bid, round(ask, 2)
+def bid_ask(price: float, tick: float = 0.01) -> tuple[float, float]:
+    """Bid and ask on the contract's tick grid around `price`: bid at least one tick (a listed contract is never
+    quoted at zero), ask at least one tick above the bid."""
+    half = max(tick, half_spread(price))
+    bid = max(tick, math.floor((price - half) / tick + 1e-9) * tick)
+    ask = max(bid + tick, math.ceil((price + half) / tick - 1e-9) * tick)
+    return round(bid, 2), round(ask, 2)
 
 
 def option_quotes(  # noqa: PLR0917 (the agreed signature)

@@ -1,10 +1,12 @@
 """The simulated brokerage account: what survives a restart (holdings, cash, open orders with broker ids).
 
-Follows LEAN/brokerages: orders get broker ids ("B-<n>") that stay the same across restarts (LEAN gives reloaded
-orders new ids, BrokerageTransactionHandler.AddOpenOrder: correlate by broker id); fills while the algorithm is
-down change holdings only (the harness sends no events for them). Market orders fill at the ask (buy) or bid
-(sell) of the current step; a market order placed while the market is closed waits for the next session's first
-step (LEAN turns it into MarketOnOpen: QCAlgorithm.Trading.cs MarketOrder).
+Follows LEAN/brokerages (LEAN 24863901): nothing fills while the exchange is closed (the fill models'
+`IsExchangeOpen`, Common/Orders/Fills/EquityFillModel.cs; closed AT 16:00, market_calendar.py); an index (SPX)
+is priced at its own level (market.py), VIX at the VIX level. Orders get broker ids ("B-<n>") that stay the same
+across restarts (LEAN gives reloaded orders new ids, BrokerageTransactionHandler.AddOpenOrder: correlate by broker
+id); fills while the algorithm is down change holdings only (the harness sends no events for them). Market orders
+fill at the ask (buy) or bid (sell) of the current step; a market order placed while the market is closed waits
+for the next session's first step.
 Combos without faults fill all-or-nothing in one batch (LEAN's backtest FillModel.ComboMarketFill); with a
 `FaultPlan` each leg follows its fault (live-like). Expiry: after the last step of an expiry day every held
 contract expiring that day is cash-settled at intrinsic value against the close and removed, and open orders
@@ -46,6 +48,7 @@ from tests.harness.lean_stub.enums import OptionRight, OptionStyle, SecurityType
 from tests.harness.lean_stub.securities import multiplier_of
 from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.market import SyntheticMarket
+from tests.harness.market_calendar import is_market_open
 
 OPEN, FILLED, CANCELED, REJECTED = "open", "filled", "canceled", "rejected"
 
@@ -135,11 +138,13 @@ class SimulatedBrokerage:
         step = self.market.steps[index]
         if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
             right, strike = _option_terms(symbol)
-            quote = self.market.quote(index, symbol.id.date.date(), strike, right)
+            underlying = symbol.underlying.value if symbol.underlying is not None else symbol.id.symbol
+            quote = self.market.quote(index, symbol.id.date.date(), strike, right, underlying)
             return quote.price, quote.bid, quote.ask
-        if symbol.security_type == SecurityType.INDEX:
+        if symbol.security_type == SecurityType.INDEX and symbol.value == "VIX":
             return step.vix, step.vix, step.vix
-        return step.price, step.price, step.price
+        level = self.market.level(index, symbol.value)  # SPY, or SPX at its own level
+        return level, level, level
 
     def tradable(self, symbol: Symbol, index: int) -> bool:
         if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
@@ -208,6 +213,8 @@ class SimulatedBrokerage:
         """How much of an open leg fills at this step (0 = nothing); None = the broker cancels it."""
         if index < order.ready_index or not self.tradable(order.symbol, index):
             return 0
+        if not is_market_open(self.market.steps[index].time):
+            return 0  # the fill models fill nothing while the exchange is closed (FillModel.IsExchangeOpen)
         fault = order.fault
         if fault is None:
             return order.remaining
@@ -298,7 +305,7 @@ class SimulatedBrokerage:
         else:
             soon = expiry.date() == step.time.date()
         right, strike = _option_terms(symbol)
-        close = step.price
+        close = self._underlying_close(symbol, index)
         deep = (close - strike) / close > 0.05 if right == Right.CALL else (strike - close) / close > 0.05
         if not (soon and deep):
             return False
@@ -313,13 +320,18 @@ class SimulatedBrokerage:
         )
         return alternative - base > 0
 
+    def _underlying_close(self, symbol: Symbol, index: int) -> float:
+        """The option's underlying at the step, at its own level (SPX is not SPY)."""
+        underlying = symbol.underlying.value if symbol.underlying is not None else symbol.id.symbol
+        return self.market.level(index, underlying)
+
     def _exercise(self, symbol: Symbol, index: int, tag: str) -> BrokerUpdate:
         """Close `symbol` with an exercise order for -holding (DefaultExerciseModel.OptionExercise)."""
         step = self.market.steps[index]
         holding = self.holdings.pop(symbol)
         quantity = -holding.quantity
         right, strike = _option_terms(symbol)
-        close = step.price
+        close = self._underlying_close(symbol, index)
         intrinsic = max(0.0, close - strike) if right == Right.CALL else max(0.0, strike - close)
         in_the_money = intrinsic >= 0.01
         exercise = Exercise(symbol, quantity, in_the_money, in_the_money and holding.quantity < 0, close, strike, tag)

@@ -4,6 +4,9 @@
 Follows LEAN's `Data/market-hours/market-hours-database.json` entry "Equity-usa-[*]": its "earlyCloses" list
 (13:00:00 on the listed days, copied below for 2023-2026) and its holidays; LEAN's
 `Common/Securities/SecurityExchangeHours.cs` `GetNextMarketClose` returns that 13:00 close on those days.
+Options take their underlying's holidays and early closes (Common/Util/MarketHoursDatabaseJsonConverter.cs
+`ConvertToEntry`: "Option-usa-[*]" lists none of its own). The exchange is closed AT the close
+(MarketHoursSegment.Contains, see `is_market_open`).
 Differs from LEAN: the holiday and early-close lists are hard-coded for 2023-2026 (LEAN reads the database).
 Option expiries are SPY-like: a daily expiry for every trading day in the next 10 calendar days (so a Friday
 always has a 0DTE expiry), Friday weeklies out to 60 days, third-Friday monthlies out to 200 days; an expiry
@@ -50,11 +53,11 @@ def close_of(day: date) -> time:
 
 
 def is_market_open(moment: datetime) -> bool:
-    """True from 09:30 (exclusive of the 09:30 bar start) through the day's close, on trading days.
-
-    The closing slice counts as open: it carries the last bar of the session, like LEAN's minute bar ending 16:00."""
+    """Common/Securities/MarketHoursSegment.cs `Contains` (`time >= Start && time < End`, LEAN 24863901): open
+    from 09:30 up to, not including, the day's close. At 16:00 (13:00 on an early-close day) the exchange is
+    closed, although that slice still carries the session's last bar."""
     day = moment.date()
-    return is_trading_day(day) and OPEN < moment.time() <= close_of(day)
+    return is_trading_day(day) and OPEN <= moment.time() < close_of(day)
 
 
 def next_market_close(moment: datetime) -> datetime:

@@ -45,7 +45,7 @@ from tests.harness.lean_stub.algorithm import QCAlgorithm, pending_environment
 from tests.harness.lean_stub.enums import OptionRight, SecurityType
 from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.loader import load_main
-from tests.harness.market import SyntheticMarket
+from tests.harness.market import SyntheticMarket, level_scale
 from tests.harness.market_calendar import is_market_open
 from tests.harness.object_store import SimulatedObjectStore
 from tests.harness.scheduler import AlgorithmRuntimeError
@@ -86,9 +86,23 @@ class _Prices:
         ):
             return 0.0, 0.0, 0.0, 0.0  # before any data, or a canonical option symbol
         mark, bid, ask = self._brokerage.quote(symbol, index)
-        step = self._brokerage.market.steps[index]
-        opened = step.open if symbol.security_type == SecurityType.EQUITY else mark
+        market = self._brokerage.market
+        step = market.steps[index]
+        if symbol.security_type == SecurityType.EQUITY or (
+            symbol.security_type == SecurityType.INDEX and symbol.value != "VIX"
+        ):
+            opened = round(step.open * level_scale(symbol.value), 2)
+        else:
+            opened = mark
         return mark, opened, bid, ask
+
+    def has_data(self, security: Any) -> bool:
+        index = self._algorithm._step_index
+        if index is None:
+            return False
+        if security.seeded or (security.data_from is not None and index >= security.data_from):
+            return True
+        return bool(self._algorithm.in_option_universe(security.symbol, index))
 
     def exchange_open(self) -> bool:
         return is_market_open(self._algorithm.time)
@@ -215,7 +229,10 @@ class Deployment:
             for symbol, holding in self.brokerage.holdings.items():
                 if not algorithm.securities.contains_key(symbol):
                     algorithm.add_security(symbol)
-                algorithm.securities[symbol].holdings.set_holdings(holding.average_price, holding.quantity)
+                security = algorithm.securities[symbol]
+                security.holdings.set_holdings(holding.average_price, holding.quantity)
+                # BrokerageSetupHandler seeds a held security with a TradeBar at its market price
+                security.seeded_price_only = algorithm._step_index is not None
         else:
             self.brokerage.cash = algorithm.portfolio.cash
         algorithm.is_warming_up = False
@@ -260,7 +277,9 @@ class Deployment:
                 self._matched = index
                 transactions.apply_updates(updates)
             algorithm.schedule.fire_due(moment, True, algorithm._set_time)
+            transactions.process_synchronous_events(index)
             _guard("on_data", lambda index=index: algorithm.on_data(algorithm.make_slice(index)))
+            transactions.process_synchronous_events(index)
             if self._settled < index:
                 updates = self.brokerage.settle_expiries(index)
                 self._settled = index

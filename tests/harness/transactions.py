@@ -10,13 +10,12 @@ and a
   GroupOrderManager;
 - a batch of broker updates (e.g. every leg of a combo fill) is applied to the portfolio first, then
   `on_order_event` runs once per event in order (HandleOrderEvents); an exception there stops the algorithm;
-- synchronous orders fill before the call returns, so `on_order_event` runs re-entrantly
-(BacktestingTransactionHandler);
+- backtest: SUBMITTED reaches `on_order_event` re-entrantly inside the order call (sync or async), the fill at
+  the end of the time step (`process_synchronous_events`, see `submit`); live: synchronous orders fill before
+  the call returns (WaitForOrder waits up to 5 s), so `on_order_event` runs re-entrantly;
 - after a restart the broker's open orders are loaded with NEW ids, status SUBMITTED, and no events (AddOpenOrder).
 Event sequence of an order: SUBMITTED (id 1), then PARTIALLY_FILLED/FILLED/CANCELED; a broker reject gives
 INVALID. LEAN may also emit a NEW event first; the harness does not (unverified either way).
-Differs from LEAN: asynchronous orders get their SUBMITTED event at the next step, together with the fill
-batch (LEAN backtest processes them on the next synchronous-events pass; live on the brokerage thread).
 Exercise, assignment and expiry (Engine/TransactionHandlers/BrokerageTransactionHandler.cs
 `EmitOptionNotificationEvents`, LEAN 24863901): a new OPTION_EXERCISE order tagged like the notification; its
 events come one at a time, each applied to the portfolio before the handler sees it: first the option, FILLED at
@@ -24,6 +23,8 @@ events come one at a time, each applied to the portfolio before the handler sees
 Underlying: <close>", an assignment's message followed by the order tag), then, for physical delivery in the
 money, the underlying under the SAME order id at the strike (`is_assignment` False, message "Option Assignment"
 or "Option Exercise"). Cash settlement credits the account with the option's event.
+Differs from LEAN: live asynchronous orders get their SUBMITTED event at the next step, together with the fill
+batch (LEAN processes them on its transaction thread at once; the brokerage fills when it fills).
 """
 
 from __future__ import annotations
@@ -39,6 +40,24 @@ from tests.harness.lean_stub.symbols import Symbol
 
 if TYPE_CHECKING:
     from tests.harness.lean_stub.algorithm import QCAlgorithm
+
+
+NO_DATA_MESSAGE = (
+    "There is no data for this symbol yet, please check the security.HasData flag to ensure there is at least "
+    "one data point."
+)
+
+
+def zero_price_message(symbol: Symbol) -> str:
+    """Messages.Extensions.ZeroPriceForSecurity (Common/Messages/Messages.QuantConnect.cs), Python spelling."""
+    return (
+        f"{symbol}: The security does not have an accurate price as it has not yet received a bar of data. "
+        "Before placing a trade (or using set_holdings) warm up your algorithm with set_warmup, or use "
+        "slice.contains(symbol) to confirm the Slice object has price before using the data. Data does not "
+        "necessarily all arrive at the same time so your algorithm should confirm the data is ready before using "
+        "it. In live trading this can mean you do not have an active subscription to the asset class you're "
+        "trying to trade. If using custom data make sure you've set the 'Value' property."
+    )
 
 
 class OrderResponse:
@@ -103,16 +122,19 @@ class Transactions:
     # -- order placement (QCAlgorithm.market_order / combo_market_order call this) --
 
     def _check(self, symbol: Symbol, quantity: int) -> str:
+        """QCAlgorithm.PreOrderChecksImpl (Algorithm/QCAlgorithm.Trading.cs, LEAN 24863901), in its order, with
+        LEAN's messages (Common/Messages/Messages.Orders.cs, Messages.QuantConnect.cs `ZeroPriceForSecurity`)."""
         algorithm = self._algorithm
         if algorithm.is_warming_up:
-            return "This operation is not allowed in Initialize or during warm up: OrderRequest.Submit"
-        if quantity == 0:
-            return "Unable to submit order with id 0 that has zero quantity"
+            return (
+                "This operation is not allowed in initialize or during warm up: OrderRequest.submit. "
+                "Please move this code to the on_warmup_finished() method."
+            )
         if not algorithm.securities.contains_key(symbol):
-            return f"You haven't requested {symbol} data. Add this with AddSecurity() in the Initialize() Method."
+            return f"You haven't requested {symbol} data. Add this with add_security() in the initialize() method."
+        if quantity == 0:
+            return "Unable to submit order with id 0 that has zero quantity."
         security = algorithm.securities[symbol]
-        if security.price <= 0:
-            return f"The security with symbol '{symbol}' has no price data yet"
         if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
             index = algorithm._step_index
             if (
@@ -120,7 +142,11 @@ class Transactions:
                 or not self._brokerage.tradable(symbol, index)
                 or symbol.id.date.date() < algorithm.time.date()
             ):
-                return f"The option {symbol} has expired"
+                return f"The security with symbol '{symbol}' is marked as non-tradable."
+        if security.price == 0:
+            return zero_price_message(symbol)  # OrderResponseErrorCode.SecurityPriceZero
+        if not security.has_data:
+            return NO_DATA_MESSAGE  # OrderResponseErrorCode.SecurityHasNoData
         return ""
 
     def submit(
@@ -153,7 +179,10 @@ class Transactions:
         self._crash_plan.point("order-submit", f"before {tag}")
         index = algorithm._step_index if algorithm._step_index is not None else -1
         at_step = algorithm.exchange_is_open_now()
-        ready = index if at_step and not asynchronous else index + 1
+        if not algorithm.live_mode:
+            ready = index if at_step else index + 1
+        else:
+            ready = index if at_step and not asynchronous else index + 1
         broker_orders, rejects = self._brokerage.place(orders_requested, tag, now, ready, combo)
         for ticket, broker_order in zip(tickets, broker_orders, strict=True):
             order = self._orders[ticket.order_id]
@@ -161,6 +190,15 @@ class Transactions:
             self._by_broker_id[broker_order.broker_id] = order.id
         self._crash_plan.point("order-submit", f"after {tag}")
         submitted = [self._event(self._orders[t.order_id], OrderStatus.SUBMITTED, now) for t in tickets]
+        if not algorithm.live_mode:
+            # Backtest (BrokerageTransactionHandler.AddOrder -> BacktestingTransactionHandler.WaitForOrderSubmission
+            # -> ProcessPendingRequests -> BacktestingBrokerage.PlaceOrder): SUBMITTED reaches on_order_event inside
+            # this call, sync or async; the fill comes from BacktestingBrokerage.Scan in the time step's
+            # ProcessSynchronousEvents, after the handler that placed the order returns (WaitForOrder does not
+            # wait: SecurityTransactionManager.SetLiveMode sets MarketOrderFillTimeout to zero in backtests).
+            self._dispatch(submitted)
+            self.apply_updates(rejects)
+            return tickets
         if asynchronous:
             self._pending_events.extend(submitted)
             if rejects:
@@ -171,6 +209,13 @@ class Transactions:
         if at_step:
             self.apply_updates(self._brokerage.match(index, only={b.broker_id for b in broker_orders}))
         return tickets
+
+    def process_synchronous_events(self, index: int) -> None:
+        """Backtest: AlgorithmManager calls transactions.ProcessSynchronousEvents() after the scheduled events
+        and after on_data of every time step; BacktestingBrokerage.Scan fills what is due."""
+        if self._algorithm.live_mode:
+            return
+        self.apply_updates(self._brokerage.match(index))
 
     # -- events --
 

@@ -12,6 +12,11 @@ until the end of start-up (QCAlgorithm.PostInitialize); `time` is naive New York
 returns, right before `SetLocked`; LEAN 24863901). `combo_market_order` raises ValueError (for LEAN's
 ArgumentException) when the GCD of the leg quantities is not 1 (Algorithm/QCAlgorithm.Trading.cs
 `CheckComboOrderSizing`, called by `SubmitComboOrder`).
+A security has a price only once it has data (Common/Securities/Security.cs `HasData`): from its first slice,
+at once when it is a chain contract of the option universe, or when seeded (`settings.seed_initial_prices`,
+Common/AlgorithmSettings.cs `SeedInitialPrices`, default False, applied in Common/Securities/SecurityService.cs
+`InitializeSecurity`); live, the underlying of an option subscription is seeded (Algorithm/QCAlgorithm.Universe.cs,
+`LiveMode && !Settings.SeedInitialPrices`).
 Differs from LEAN: only USD, no warm-up period support (`set_warm_up` is absent), one time zone.
 """
 
@@ -25,10 +30,11 @@ from zoneinfo import ZoneInfo
 
 from tests.harness.lean_stub.charting import Charting
 from tests.harness.lean_stub.enums import AlgorithmMode, DeploymentTarget, OptionStyle, Resolution, SecurityType
-from tests.harness.lean_stub.market_data import DataDictionary, OptionChains, OptionFilter, Slice, TradeBar
+from tests.harness.lean_stub.market_data import DataDictionary, OptionChains, OptionFilter, Slice, TradeBar, in_universe
 from tests.harness.lean_stub.orders import Leg, OrderEvent, OrderTicket
 from tests.harness.lean_stub.securities import Securities, Security, SecurityPortfolioManager
 from tests.harness.lean_stub.symbols import Symbol
+from tests.harness.market import level_scale
 from tests.harness.market_calendar import is_market_open
 from tests.harness.scheduler import AlgorithmRuntimeError, DateRules, ScheduleManager, TimeRules
 from tests.harness.transactions import Transactions
@@ -47,6 +53,13 @@ def pending_environment(environment: AlgorithmEnvironment) -> Iterator[None]:
         yield
     finally:
         _PENDING.remove(environment)
+
+
+class AlgorithmSettings:
+    """Common/AlgorithmSettings.cs: only the setting the harness models."""
+
+    def __init__(self) -> None:
+        self.seed_initial_prices = False
 
 
 def check_combo_order_sizing(legs: List[Leg], quantity: int) -> None:
@@ -80,6 +93,7 @@ class QCAlgorithm(Charting):
         self.deployment_target = DeploymentTarget.LOCAL_PLATFORM
         self.project_id = env.project_id
         self._algorithm_id = ""  # QCAlgorithm._algorithmId: the engine sets it after initialize
+        self.settings = AlgorithmSettings()
         self.object_store = env.store
         self.securities = Securities()
         self.portfolio = SecurityPortfolioManager(self.securities)
@@ -122,6 +136,20 @@ class QCAlgorithm(Charting):
         self._time = moment
         self._step_index = index if index is not None else self._env.market.index_at_or_before(moment)
 
+    def in_option_universe(self, symbol: Symbol, index: int) -> bool:
+        """Is this contract a member of an added option universe at the step (so it has the chain's data)?"""
+        if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION) or symbol.is_canonical:
+            return False
+        if symbol.underlying is None:
+            return False
+        canonical = symbol.canonical
+        if canonical not in self._option_styles:
+            return False
+        option_filter = self.securities[canonical].option_filter
+        if not isinstance(option_filter, OptionFilter):
+            return False
+        return in_universe(self._env.market, index, option_filter, symbol)
+
     def exchange_is_open_now(self) -> bool:
         index = self._step_index
         return index is not None and self._env.market.steps[index].time == self._time and is_market_open(self._time)
@@ -158,8 +186,22 @@ class QCAlgorithm(Charting):
 
     # -- securities --
 
-    def _add(self, symbol: Symbol) -> Security:
-        return self.securities.add(Security(symbol, self._env.prices_for(self)))
+    def _add(self, symbol: Symbol, seed: bool = False) -> Security:
+        """A new security has data from the next slice on; seeded ones have the last known price at once."""
+        if self.securities.contains_key(symbol):
+            return self.securities[symbol]
+        security = self.securities.add(Security(symbol, self._env.prices_for(self)))
+        index = self._step_index
+        security.data_from = 0 if index is None else index + 1
+        if (seed or self.settings.seed_initial_prices) and index is not None:
+            security.seeded = True
+        return security
+
+    def _add_underlying(self, symbol: Symbol) -> None:
+        # QCAlgorithm.Universe.cs: live, an option's underlying without data is seeded
+        underlying = self._add(symbol)
+        if self.live_mode and self._step_index is not None:
+            underlying.seeded = True
 
     def add_equity(
         self, ticker: str, resolution: Resolution = Resolution.MINUTE, *args: object, **kwargs: object
@@ -183,18 +225,20 @@ class QCAlgorithm(Charting):
         self, underlying: str | Symbol, resolution: Resolution = Resolution.MINUTE, *args: object, **kwargs: object
     ) -> Security:
         symbol = underlying if isinstance(underlying, Symbol) else Symbol.create(underlying, SecurityType.EQUITY)
-        if not self.securities.contains_key(symbol):
-            self._add(symbol)
+        self._add_underlying(symbol)
         return self._add_canonical(symbol, None, OptionStyle.AMERICAN)
 
     def add_index_option(self, underlying: str | Symbol, *args: object, **kwargs: object) -> Security:
         symbol = underlying if isinstance(underlying, Symbol) else Symbol.create(underlying, SecurityType.INDEX)
         target = args[0] if args and isinstance(args[0], str) else None
-        if not self.securities.contains_key(symbol):
-            self._add(symbol)
+        self._add_underlying(symbol)
         return self._add_canonical(symbol, target, OptionStyle.EUROPEAN)
 
     def add_option_contract(self, symbol: Symbol, *args: object, **kwargs: object) -> Security:
+        """Not seeded (SecuritySeeder.Null unless settings.seed_initial_prices): no price before its first slice,
+        unless the contract is already in the option universe (then it has the chain's data)."""
+        if symbol.underlying is not None:
+            self._add_underlying(symbol.underlying)
         return self._add(symbol)
 
     add_index_option_contract = add_option_contract
@@ -268,6 +312,18 @@ class QCAlgorithm(Charting):
                 )
             elif symbol.security_type == SecurityType.INDEX and symbol.value == "VIX":
                 bars[symbol] = TradeBar(symbol, step.time, step.time, step.vix, step.vix, step.vix, step.vix)
+            elif symbol.security_type == SecurityType.INDEX:  # SPX: its own level, not VIX's
+                scale = level_scale(symbol.value)
+                low, high = sorted((step.open * scale, step.price * scale))
+                bars[symbol] = TradeBar(
+                    symbol,
+                    step.time,
+                    step.time,
+                    round(step.open * scale, 2),
+                    round(high, 2),
+                    round(low, 2),
+                    round(step.price * scale, 2),
+                )
         filters: Dict[Symbol, OptionFilter] = {}
         for canonical in self._option_styles:
             option_filter = self.securities[canonical].option_filter

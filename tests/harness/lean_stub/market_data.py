@@ -1,14 +1,20 @@
 """Slice, TradeBar, OptionChain(s), OptionContract, Greeks: LEAN's data objects over the synthetic market.
 
-Follows LEAN: `slice.option_chains` maps the canonical option Symbol to its chain, filtered by the
-option's `set_filter(min_strike, max_strike, min_expiry, max_expiry)` (strike counts around the money,
-expiry in days) (Common/Data/Market/OptionContract.cs); `contract.expiry` is the expiry date at 00:00.
-Differs from LEAN: the chain is built lazily on `get()`/`[]` (LEAN fills it whether read or not), and greeks are
-Black-Scholes at the market's one volatility.
+Follows LEAN 24863901: `slice.option_chains` maps the canonical option Symbol to its chain, filtered by the
+option's `set_filter(min_strike, max_strike, min_expiry, max_expiry)`; min/max strike COUNT listed strikes
+around the underlying price, not points (Common/Securities/Option/OptionFilterUniverse.cs `Strikes`: binary
+search of the price among the distinct listed strikes, `index + minStrike .. index + maxStrike`, one less
+at the top when the price is not a listed strike); `contract.expiry` is the expiry date at 00:00
+(Common/Data/Market/BaseContract.cs). The chain's contracts are the option universe: they have data (a price)
+at that slice (`strike_window` is shared with the harness's has-data check).
+Differs from LEAN: the chain is built lazily on `get()`/`[]` (LEAN fills it whether read or not); LEAN selects
+the universe once a day from daily universe data, the harness at every slice; greeks are Black-Scholes at the
+harness's skewed volatility.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
@@ -129,6 +135,55 @@ def _new_symbol(canonical: Symbol, quote: ContractQuote, style: OptionStyle) -> 
     return Symbol.create_option(canonical.underlying, canonical.id.symbol, "usa", style, right, quote.strike, expiry)
 
 
+def strike_window(
+    strikes: List[float], price: float, min_strike: int, max_strike: int
+) -> Optional[Tuple[float, float]]:
+    """OptionFilterUniverse.Strikes: the lowest and highest strike kept, or None for an empty universe."""
+    if not strikes:
+        return None
+    index = bisect.bisect_left(strikes, price)
+    exact = index < len(strikes) and strikes[index] == price
+    if not exact and index == len(strikes):
+        return None  # no listed strike above the price
+    low, high = index + min_strike, index + max_strike
+    if not exact:
+        if min_strike < 0 < max_strike:
+            high -= 1
+        elif min_strike > 0:
+            low, high = low - 1, high - 1
+    if low >= len(strikes) or high < 0:
+        return None
+    return strikes[max(0, low)], strikes[min(len(strikes) - 1, high)]
+
+
+def universe_window(
+    market: SyntheticMarket, index: int, underlying: str, option_filter: OptionFilter
+) -> Optional[Tuple[float, float]]:
+    """The strike window of the option universe at a step (cached per step on the market)."""
+    key = (index, underlying, option_filter.min_strike, option_filter.max_strike)
+    cache = market.universe_windows
+    if key not in cache:
+        level = market.level(index, underlying)
+        cache[key] = strike_window(
+            market.strikes(level, underlying), level, option_filter.min_strike, option_filter.max_strike
+        )
+    return cache[key]
+
+
+def in_universe(market: SyntheticMarket, index: int, option_filter: OptionFilter, symbol: Symbol) -> bool:
+    """Is this contract in its option universe at the step (a chain member, with data)?"""
+    if symbol.underlying is None:
+        return False
+    window = universe_window(market, index, symbol.underlying.value, option_filter)
+    if window is None or not window[0] <= symbol.id.strike_price <= window[1]:
+        return False
+    today = market.steps[index].time.date()
+    expiry = symbol.id.date.date()
+    if not today + option_filter.min_expiry <= expiry <= today + option_filter.max_expiry:
+        return False
+    return market.is_listed(index, symbol.underlying.value, expiry, symbol.id.strike_price)
+
+
 class OptionChains:
     """`slice.option_chains`: canonical Symbol -> OptionChain, built on first access per step."""
 
@@ -153,16 +208,17 @@ class OptionChains:
             return None
         step = self._market.steps[self._index]
         today: date = step.time.date()
-        quotes = self._market.chain(self._index)
-        strikes = sorted({quote.strike for quote in quotes})
-        atm = min(range(len(strikes)), key=lambda i: abs(strikes[i] - step.price)) if strikes else 0
-        low = strikes[max(0, atm + option_filter.min_strike)] if strikes else 0.0
-        high = strikes[min(len(strikes) - 1, atm + option_filter.max_strike)] if strikes else 0.0
+        assert canonical.underlying is not None
+        underlying = canonical.underlying.value
+        quotes = self._market.chain(self._index, underlying=underlying)
+        window = universe_window(self._market, self._index, underlying, option_filter)
+        low, high = window if window is not None else (1.0, 0.0)
+        level = self._market.level(self._index, underlying)
         first = today + option_filter.min_expiry
         last = today + option_filter.max_expiry
         style = self._styles.get(canonical, OptionStyle.AMERICAN)
         contracts = [
-            OptionContract(_symbol_for(canonical, quote, style), quote, step.price)
+            OptionContract(_symbol_for(canonical, quote, style), quote, level)
             for quote in quotes
             if low <= quote.strike <= high and first <= quote.expiry <= last
         ]

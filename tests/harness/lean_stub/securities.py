@@ -30,6 +30,10 @@ class PriceSource(Protocol):
         """(price, open, bid, ask) now; zeros when there is no data."""
         ...
 
+    def has_data(self, security: Security) -> bool:
+        """Security.HasData: the security has received data (or was seeded) by now."""
+        ...
+
     def exchange_open(self) -> bool: ...
 
 
@@ -96,16 +100,32 @@ class SecurityHolding:
 
 
 class Security:
+    """Prices are 0 until the security has data (Common/Securities/Security.cs `HasData` = GetLastData() != null):
+    from step `data_from` on (its first slice), or at once when `seeded` (last known price) or
+    `seeded_price_only` (BrokerageSetupHandler seeds a held security with a TradeBar at the holding's market
+    price: a price, no bid or ask until its first quote)."""
+
     def __init__(self, symbol: Symbol, source: PriceSource) -> None:
         self.symbol = symbol
         self._source = source
         self.exchange = Exchange(source)
         self.holdings = SecurityHolding(self)
         self.option_filter: object = None
+        self.data_from: Optional[int] = 0
+        self.seeded = False
+        self.seeded_price_only = False
+
+    def _quote(self) -> Tuple[float, float, float, float]:
+        if not self._source.has_data(self):
+            if self.seeded_price_only:
+                price = self._source.prices(self.symbol)[0]
+                return price, price, 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0
+        return self._source.prices(self.symbol)
 
     @property
     def price(self) -> float:
-        return self._source.prices(self.symbol)[0]
+        return self._quote()[0]
 
     @property
     def close(self) -> float:
@@ -114,19 +134,19 @@ class Security:
 
     @property
     def open(self) -> float:
-        return self._source.prices(self.symbol)[1]
+        return self._quote()[1]
 
     @property
     def bid_price(self) -> float:
-        return self._source.prices(self.symbol)[2]
+        return self._quote()[2]
 
     @property
     def ask_price(self) -> float:
-        return self._source.prices(self.symbol)[3]
+        return self._quote()[3]
 
     @property
     def has_data(self) -> bool:
-        return self.price > 0
+        return self.seeded_price_only or self._source.has_data(self)
 
     @property
     def type(self) -> SecurityType:
