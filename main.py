@@ -421,7 +421,9 @@ class CrashSafeTemplate(QCAlgorithm):
         self.set_cash(float(self.get_parameter("cash", "250000")))
 
         self.underlying_ticker = self.get_parameter("underlying", "SPY")
+        # contract key -> LEAN Symbol of the contracts held or ordered (bounded: expired ones are forgotten daily)
         self.known_symbols: Dict[str, Symbol] = {}
+        self.slice_symbols: Dict[str, Symbol] = {}  # the chain contracts converted in the current slice
         self.session_open: Optional[float] = None
         self._session_day: Optional[date] = None
         self._close_day: Optional[date] = None
@@ -507,7 +509,7 @@ class CrashSafeTemplate(QCAlgorithm):
     def remember_contract(self, contract: OptionContract) -> Optional[OptionQuote]:
         symbol = contract.symbol
         key = _key_of(symbol)
-        self.known_symbols[key] = symbol
+        self.slice_symbols[key] = symbol  # this slice only: an entry chosen from it is ordered within the slice
         greeks = contract.greeks
         delta = float(greeks.delta) if greeks is not None else None
         return OptionQuote(
@@ -521,11 +523,23 @@ class CrashSafeTemplate(QCAlgorithm):
             delta if delta else None,
         )
 
+    def _forget_expired_symbols(self) -> None:
+        """known_symbols holds the contracts held or ordered (never the whole chain: that is slice_symbols, new
+        every slice); one that expired before today and is not held is dropped once a day, so the map is bounded
+        by the contracts of the open cycles, not by how long the algorithm has run."""
+        today = self.time.date()
+        for key, symbol in list(self.known_symbols.items()):
+            if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+                continue
+            held = self.securities.contains_key(symbol) and self.portfolio[symbol].invested
+            if symbol.id.date.date() < today and not held:
+                del self.known_symbols[key]
+
     def symbol_for(self, leg: LegSpec) -> Symbol:
         """The LEAN Symbol of a leg, rebuilt from its stored fields after a restart, and subscribed."""
         if leg.symbol == self.underlying_ticker:
             return self.underlying_symbol  # shares an exercise or assignment delivered
-        symbol = self.known_symbols.get(leg.symbol)
+        symbol = self.known_symbols.get(leg.symbol) or self.slice_symbols.get(leg.symbol)
         if symbol is None:
             right = OptionRight.PUT if leg.right == Right.PUT else OptionRight.CALL
             style = OptionStyle.EUROPEAN if self.underlying_ticker in _INDEX_OPTION_TARGETS else OptionStyle.AMERICAN
@@ -537,7 +551,7 @@ class CrashSafeTemplate(QCAlgorithm):
                 )
             else:
                 symbol = Symbol.create_option(self.underlying_symbol, Market.USA, style, right, leg.strike, expiry)
-            self.known_symbols[leg.symbol] = symbol
+        self.known_symbols[leg.symbol] = symbol
         if not self.securities.contains_key(symbol):
             if symbol.security_type == SecurityType.INDEX_OPTION:
                 self.add_index_option_contract(symbol, Resolution.MINUTE)
@@ -575,6 +589,7 @@ class CrashSafeTemplate(QCAlgorithm):
             return
         with self._lock:
             self._track_session_open(data)
+            self.slice_symbols = {}
             engine.on_market(LeanMarketView(self, data))
 
     def on_order_event(self, order_event: OrderEvent) -> None:
@@ -615,6 +630,7 @@ class CrashSafeTemplate(QCAlgorithm):
         with self._lock:
             self._engine.final_save()
             self._sample_charts(daily=True)
+            self._forget_expired_symbols()
 
     # -- conversions -----------------------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, Tuple
+from typing import Dict, Iterable, Tuple
 
-from persistence.codec import canonical_json, to_body
+from persistence.codec import record_json
 from persistence.records import OrderGroupRecord, PositionRecord
 
 
@@ -74,16 +74,44 @@ def archive_with(
         tuple(groups[-limits.max_groups :] if limits.max_groups else ()),
         tuple(retired[-limits.max_retired :] if limits.max_retired else ()),
     )
-    while len(canonical_json(to_body(trimmed))) > limits.max_bytes and (trimmed.positions or trimmed.groups):
+    size = len(archive_text(trimmed))
+    while size > limits.max_bytes and (trimmed.positions or trimmed.groups):
         # drop from whichever kind has the oldest entry by time, so the archive keeps whole recent cycles
         drop_position = bool(trimmed.positions) and (
             not trimmed.groups or trimmed.positions[0].entry_time <= trimmed.groups[0].created_at
         )
         if drop_position:
+            size -= len(_item_text(trimmed.positions[0])) + 1  # its text and a comma
             trimmed = replace(trimmed, positions=trimmed.positions[1:])
         else:
+            size -= len(_item_text(trimmed.groups[0])) + 1
             trimmed = replace(trimmed, groups=trimmed.groups[1:])
     return trimmed
 
 
-__all__ = ["ArchiveLimits", "ArchiveRecord", "RetiredEntry", "archive_with"]
+_ITEM_TEXTS: Dict[int, Tuple[object, str]] = {}
+_ITEM_TEXTS_LIMIT = 1024  # far above what one archive holds; cleared when full
+
+
+def _item_text(item: object) -> str:
+    """The canonical text of one archived item, remembered by identity: an archive is rebuilt from the previous
+    one's tuples on every retire, so each item is encoded once while it stays archived."""
+    hit = _ITEM_TEXTS.get(id(item))
+    if hit is not None and hit[0] is item:
+        return hit[1]
+    text = record_json(item)
+    if len(_ITEM_TEXTS) >= _ITEM_TEXTS_LIMIT:
+        _ITEM_TEXTS.clear()
+    _ITEM_TEXTS[id(item)] = (item, text)
+    return text
+
+
+def archive_text(archive: ArchiveRecord) -> str:
+    """canonical_json(to_body(archive)), assembled from the items' remembered texts (keys in sorted order)."""
+    groups = ",".join(map(_item_text, archive.groups))
+    positions = ",".join(map(_item_text, archive.positions))
+    retired = ",".join(map(_item_text, archive.retired))
+    return f'{{"groups":[{groups}],"positions":[{positions}],"retired":[{retired}]}}'
+
+
+__all__ = ["ArchiveLimits", "ArchiveRecord", "RetiredEntry", "archive_text", "archive_with"]

@@ -38,10 +38,25 @@ class RecordError(ValueError):
     """A record or stored body that does not match its type."""
 
 
+# built once: json.dumps with any option builds a new encoder on every call
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+# for bodies built by to_body, whose objects already list their keys sorted (see _dataclass_encoder)
+_SORTED_BODY_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """The one text form used for storing and for checksums: sorted keys, no spaces, ASCII, no NaN."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return _CANONICAL_ENCODER.encode(value)
+    except (TypeError, ValueError) as error:
+        raise RecordError(f"not JSON-compatible: {error}") from error
+
+
+def record_json(record: Any) -> str:
+    """canonical_json(to_body(record)), without sorting: every object in a body is built in sorted key order."""
+    body = to_body(record)
+    try:
+        return _SORTED_BODY_ENCODER.encode(body)
     except (TypeError, ValueError) as error:
         raise RecordError(f"not JSON-compatible: {error}") from error
 
@@ -224,7 +239,8 @@ def _enum_encoder(enum_type: Type[Enum]) -> Encoder:
 
 def _dataclass_encoder(cls: type) -> Encoder:
     hints = typing.get_type_hints(cls)
-    plan = [(field.name, _encoder(hints[field.name])) for field in fields(cls)]
+    # sorted by name: the body's keys come out in canonical order, so it is encoded without a sort (record_json)
+    plan = sorted((field.name, _encoder(hints[field.name])) for field in fields(cls))
 
     def encode(value: Any) -> Any:
         if type(value) is not cls:
@@ -408,4 +424,4 @@ def _dataclass_decoder(cls: type) -> Decoder:
     return decode
 
 
-__all__ = ["RecordError", "canonical_json", "from_body", "to_body"]
+__all__ = ["RecordError", "canonical_json", "from_body", "record_json", "to_body"]

@@ -54,9 +54,17 @@ def seal(schema: str, version: int, seq: int, saved_at: str, body_text: str) -> 
     """The envelope text for a canonical body text (see codec.canonical_json)."""
     checksum = checksum_of(schema, version, seq, body_text)
     return (
-        f'{_BODY_START}{body_text}{_CHECKSUM_MARK}{checksum}","saved_at":{json.dumps(saved_at)},'
-        f'"schema":{json.dumps(schema)},"seq":{seq},"version":{version}}}'
+        f'{_BODY_START}{body_text}{_CHECKSUM_MARK}{checksum}","saved_at":{_quoted(saved_at)},'
+        f'"schema":{_quoted(schema)},"seq":{seq},"version":{version}}}'
     )
+
+
+_PLAIN = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_:.+T ")
+
+
+def _quoted(text: str) -> str:
+    """json.dumps of a string; ISO times and schema names need no escaping, so they skip the encoder."""
+    return f'"{text}"' if _PLAIN.issuperset(text) else json.dumps(text)
 
 
 def open_envelope(text: str) -> Envelope:

@@ -45,8 +45,8 @@ import time
 from datetime import UTC, datetime
 from typing import Callable, Dict, FrozenSet, List, Optional, Set
 
-from persistence.archive import ArchiveLimits, ArchiveRecord, archive_with
-from persistence.codec import RecordError, canonical_json, to_body
+from persistence.archive import ArchiveLimits, ArchiveRecord, archive_text, archive_with
+from persistence.codec import RecordError, canonical_json, record_json
 from persistence.envelope import seal
 from persistence.keys import ALL_SLOTS, SLOTS, Namespace
 from persistence.loader import (
@@ -213,7 +213,7 @@ class StateStore:
             self._log.error(f"STATE SAVE REFUSED: record name {name!r} does not fit schema {schema!r}")
             return False
         try:
-            body_text = canonical_json(to_body(record))
+            body_text = _encoded(record)
         except RecordError as error:
             self._log.error(f"STATE SAVE REFUSED: {name} is not a valid {schema} record: {error}")
             if name != "audit":
@@ -346,8 +346,19 @@ class StateStore:
             return second if state.slot == first else first
         return state.slot  # keep rewriting the not-yet-durable slot; the other one holds the durable version
 
+    def _seq_of(self, name: str) -> int:
+        """The highest seq known for `name`: this process's last write, else the archive's retired entry (a
+        retired record written again must resume above it, or the loader would take it for a leftover)."""
+        seq = self._seq.get(name)
+        if seq is not None:
+            return seq
+        archive = self._records.get("archive")
+        if isinstance(archive, ArchiveRecord):
+            return max((entry.seq for entry in archive.retired if entry.record_name == name), default=0)
+        return 0
+
     def _save(self, name: str, schema: str, version: int, body_text: str) -> bool:
-        seq = max(self._seq.get(name, 0), self._seq_base) + 1
+        seq = max(self._seq_of(name), self._seq_base) + 1
         slot = self._next_slot(name)
         key = self._key(name, slot)
         text = seal(schema, version, seq, self._clock().isoformat(), body_text)
@@ -371,7 +382,7 @@ class StateStore:
         schema = schema_of(record)
         body_text = self._body_text.get(name)
         if body_text is None:
-            body_text = canonical_json(to_body(record))
+            body_text = _encoded(record)
         if not self._save(name, schema, CURRENT_VERSION[schema], body_text):
             if name not in self._failed:
                 self._failed.add(name)
@@ -402,13 +413,26 @@ class StateStore:
                 for slot in set(self._usable_slots(name)):
                     self._delete(self._key(name, slot))
                 del self._retiring[name]
-                self._slots.pop(name, None)
+                self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Drop what this process remembers about a record whose slots are gone, so no map grows with the
+        number of records ever written. Its seq lives on in the archive's retired list (see `_seq_of`)."""
+        self._slots.pop(name, None)
+        self._seq.pop(name, None)
+        for slot in ALL_SLOTS:
+            self._keys.pop(name + "/" + slot, None)
 
     def _delete(self, key: str) -> None:
         try:
             self.port.delete(key)
         except Exception as error:
             self._log.error(f"STATE DELETE FAILED: {key}: {error!r}")
+
+
+def _encoded(record: StoredRecord) -> str:
+    """The canonical body text; the archive's is assembled from its items' remembered texts (archive.py)."""
+    return archive_text(record) if isinstance(record, ArchiveRecord) else record_json(record)
 
 
 def _entry_size(entry: AuditEntry) -> int:
