@@ -421,9 +421,8 @@ class CrashSafeTemplate(QCAlgorithm):
         self.set_cash(float(self.get_parameter("cash", "250000")))
 
         self.underlying_ticker = self.get_parameter("underlying", "SPY")
-        # contract key -> LEAN Symbol of the contracts held or ordered (bounded: expired ones are forgotten daily)
-        self.known_symbols: Dict[str, Symbol] = {}
-        self.slice_symbols: Dict[str, Symbol] = {}  # the chain contracts converted in the current slice
+        self.known_symbols: Dict[str, Symbol] = {}  # held or ordered
+        self.slice_symbols: Dict[str, Symbol] = {}  # this slice's chain
         self.session_open: Optional[float] = None
         self._session_day: Optional[date] = None
         self._close_day: Optional[date] = None
@@ -509,7 +508,7 @@ class CrashSafeTemplate(QCAlgorithm):
     def remember_contract(self, contract: OptionContract) -> Optional[OptionQuote]:
         symbol = contract.symbol
         key = _key_of(symbol)
-        self.slice_symbols[key] = symbol  # this slice only: an entry chosen from it is ordered within the slice
+        self.slice_symbols[key] = symbol
         greeks = contract.greeks
         delta = float(greeks.delta) if greeks is not None else None
         return OptionQuote(
@@ -524,15 +523,10 @@ class CrashSafeTemplate(QCAlgorithm):
         )
 
     def _forget_expired_symbols(self) -> None:
-        """known_symbols holds the contracts held or ordered (never the whole chain: that is slice_symbols, new
-        every slice); one that expired before today and is not held is dropped once a day, so the map is bounded
-        by the contracts of the open cycles, not by how long the algorithm has run."""
-        today = self.time.date()
+        """Bounds known_symbols: a contract past its expiry date and not held is dropped."""
         for key, symbol in list(self.known_symbols.items()):
-            if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
-                continue
             held = self.securities.contains_key(symbol) and self.portfolio[symbol].invested
-            if symbol.id.date.date() < today and not held:
+            if symbol.id.date.date() < self.time.date() and not held:
                 del self.known_symbols[key]
 
     def symbol_for(self, leg: LegSpec) -> Symbol:
