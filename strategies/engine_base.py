@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set, Tuple
 
 from persistence.ports import LogPort
 from persistence.records import (
+    DrawdownPoint,
     OrderGroupRecord,
     PositionRecord,
     PositionStatus,
@@ -85,6 +86,7 @@ class EngineBase:
         self._saved_risk: Optional[RiskRecord] = None
         # the daily drawdown chunks by month ("2024-03"): the ring of 12 the store keeps, so at most 12
         self._risk_days: Dict[str, RiskDaysRecord] = {}
+        self._points_of: Tuple[Tuple[RiskDaysRecord, ...], Tuple[DrawdownPoint, ...]] = ((), ())
         self._last_equity: Optional[float] = None  # from the last market view, for the end-of-day risk point
         self._now = datetime.min
         self._started_at: Optional[datetime] = None  # the algorithm's clock when this process started (_run_id)
@@ -254,10 +256,18 @@ class EngineBase:
             positions=MappingProxyType({**self._retired_positions, **self._positions}),
             risk=self._risk.record if self._risk is not None else None,
             drawdown=self._live_drawdown(),
-            daily_drawdowns=tuple(point for _, chunk in sorted(self._risk_days.items()) for point in chunk.points),
+            daily_drawdowns=self._daily_points(),
             started=self._started,
             trading=self._trading,
         )
+
+    def _daily_points(self) -> Tuple[DrawdownPoint, ...]:
+        """The drawdown points of the chunks, oldest first; rebuilt only when a chunk changed (the charts read
+        the snapshot on every scheduled save)."""
+        chunks = tuple(chunk for _, chunk in sorted(self._risk_days.items()))
+        if chunks != self._points_of[0]:
+            self._points_of = (chunks, tuple(point for chunk in chunks for point in chunk.points))
+        return self._points_of[1]
 
     def _live_drawdown(self) -> float:
         peak = self._risk.record.peak_equity if self._risk is not None else 0.0
