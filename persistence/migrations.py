@@ -147,6 +147,16 @@ def _risk_v1_to_v2(body: Body) -> Body:
     return upgraded
 
 
+def _risk_v3_to_v4(body: Body) -> Body:
+    # v4 adds the never-lowered high-water mark; the best known value of an older record is its peak
+    upgraded = dict(body)
+    peak = upgraded.get("peak_equity")
+    upgraded.setdefault(
+        "high_water_mark", peak if isinstance(peak, (int, float)) and not isinstance(peak, bool) else 0.0
+    )
+    return upgraded
+
+
 def _risk_v2_to_v3(body: Body) -> Body:
     # v3 keeps only the facts the breakers decide from, so the record stays small enough to write on every
     # change: `drawdown` was a live value (it follows from the peak and the broker's equity and is recomputed
@@ -162,6 +172,7 @@ def _risk_v2_to_v3(body: Body) -> Body:
 STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("risk", 1): _risk_v1_to_v2,
     ("risk", 2): _risk_v2_to_v3,
+    ("risk", 3): _risk_v3_to_v4,
     ("strategy_state", 1): _strategy_state_v1_to_v2,
     ("position", 1): _position_v1_to_v2,
     ("order_group", 1): _order_group_v1_to_v2,

@@ -230,6 +230,9 @@ class RiskRecord:
     applied_position_ids: Tuple[str, ...]
     updated_at: datetime
     strategy_losses: Tuple[StrategyLosses, ...] = ()  # per strategy, sorted by id (v2)
+    # v4: the true high-water mark, never lowered (peak_equity is re-based when a pause ends): CLOSE_ALL also
+    # fires at risk_close_all_drawdown below it, so chained pauses cannot walk the close-all line down
+    high_water_mark: float = 0.0
 
     @property
     def record_name(self) -> str:

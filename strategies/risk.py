@@ -140,9 +140,13 @@ class RiskManager:
         self._equity = equity
         current = self._record
         peak = max(current.peak_equity, equity)
+        high_water = max(current.high_water_mark, peak)
         level, since = current.breaker, current.breaker_since
         drawdown = _drawdown(peak, equity)
         implied = self.level_for(drawdown)
+        below_true_peak = _drawdown(high_water, equity) + _THRESHOLD_SLACK >= self._params.risk_close_all_drawdown
+        if below_true_peak:
+            implied = BreakerLevel.CLOSE_ALL  # of the TRUE peak: a re-based peak never moves this line
         if _RANK[implied] > _RANK[level]:
             level, since = implied, now
         elif level != BreakerLevel.NONE:
@@ -152,6 +156,8 @@ class RiskManager:
                 pass  # [F]: the break is taken in full, whatever equity does meanwhile
             elif drawdown < self._params.risk_relax_drawdown:
                 level, since = BreakerLevel.NONE, None
+            elif paused_until is not None and now >= paused_until and below_true_peak:
+                level, since = BreakerLevel.CLOSE_ALL, now  # still 20 % under the true peak: a new break
             elif paused_until is not None and now >= paused_until:
                 # the pause is over: resume at half size from a peak that puts the account at the HALVE line
                 peak = equity / (1.0 - self._params.risk_halve_drawdown) if equity > 0 else peak
@@ -159,8 +165,9 @@ class RiskManager:
         daily_loss, daily_day = current.daily_loss, current.daily_loss_day
         if daily_day != now.date():
             daily_loss, daily_day = 0.0, now.date()  # a new trading day starts with no realised loss
-        if (peak, level, since, daily_loss, daily_day) == (
+        if (peak, high_water, level, since, daily_loss, daily_day) == (
             current.peak_equity,
+            current.high_water_mark,
             current.breaker,
             current.breaker_since,
             current.daily_loss,
@@ -170,6 +177,7 @@ class RiskManager:
         updated = replace(
             current,
             peak_equity=peak,
+            high_water_mark=high_water,
             breaker=level,
             breaker_since=since,
             daily_loss=daily_loss,

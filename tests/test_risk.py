@@ -121,15 +121,19 @@ def test_close_all_keeps_its_pause_then_resumes_at_half_size() -> None:
     risk.update_equity(99_000.0, hit + timedelta(days=13))  # recovered, but the 14-day break is not over
     assert risk.breaker == B.CLOSE_ALL
     risk.update_equity(79_000.0, hit + timedelta(days=13, hours=1))
-    assert risk.update_equity(79_000.0, hit + timedelta(days=14)) is True
+    # the break is over but the account is still 21 % under its TRUE peak: a new break, never a lowered line
+    assert risk.update_equity(79_000.0, hit + timedelta(days=14)) is False or risk.breaker == B.CLOSE_ALL
+    assert risk.breaker == B.CLOSE_ALL and risk.record.breaker_since == hit + timedelta(days=14)
+    # back above the close-all line when the next break ends: resume at half size
+    assert risk.update_equity(88_000.0, hit + timedelta(days=28)) is True
     assert risk.breaker == B.HALVE and risk.size_factor() == 0.5
     assert risk.drawdown == pytest.approx(PARAMS.risk_halve_drawdown)  # re-based to the HALVE line
     assert risk.entries_allowed(None)
     # a further loss of ~5.6 % stops new trades again; a gain of ~5.6 % restores full size
     again = RiskManager(risk.record, PARAMS, hit)
-    again.update_equity(79_000.0 * 0.94, hit + timedelta(days=15))
+    again.update_equity(88_000.0 * 0.94, hit + timedelta(days=29))
     assert again.breaker == B.NO_NEW
-    risk.update_equity(79_000.0 * 1.06, hit + timedelta(days=15))
+    risk.update_equity(88_000.0 * 1.06, hit + timedelta(days=29))
     assert risk.breaker == B.NONE
 
 

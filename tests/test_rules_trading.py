@@ -231,3 +231,19 @@ def test_the_filter_reach_counts_spx_strikes_at_their_spacing() -> None:
         assert below * step >= spot - _skewed_five_delta_put(spot)
         assert above * step >= spot * 0.03
     assert filter_reach(0.05, 150, 4700.0, "SPX", 141.0)[0] > 80, "the old -80 strikes reached 8 % of SPX"
+
+
+def test_chained_pauses_keep_the_true_peak_so_close_all_fires_20_percent_below_it() -> None:
+    """A NO_NEW pause ends with the peak re-based (trading resumes at HALVE); the high-water mark stays, so a
+    later fall to -20 % of the TRUE peak closes everything even though it is only ~-11 % of the re-based one."""
+    params = Params()
+    day = datetime(2024, 1, 2, 10, 0)
+    risk = RiskManager(None, params, day)
+    risk.update_equity(250_000.0, day)
+    risk.update_equity(212_000.0, day + timedelta(days=1))  # -15.2 %: NO_NEW
+    assert risk.breaker is BreakerLevel.NO_NEW
+    risk.update_equity(212_000.0, day + timedelta(days=16))  # the pause is over: HALVE, peak re-based
+    assert risk.breaker is BreakerLevel.HALVE and risk.record.peak_equity < 250_000.0
+    assert risk.record.high_water_mark == 250_000.0
+    risk.update_equity(199_000.0, day + timedelta(days=17))  # -20.4 % of the true peak
+    assert risk.close_all_required()
