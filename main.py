@@ -427,6 +427,10 @@ class CrashSafeTemplate(QCAlgorithm):
         self._session_day: Optional[date] = None
         self._close_day: Optional[date] = None
         self._close: Optional[datetime] = None
+        # a contract added right before an order (a restart's completion, before the first slice) gets its last
+        # known price at once (SecurityService.cs InitializeSecurity -> AlgorithmUtils.SeedSecurities); the
+        # engine still waits for a price when the history has none (engine_orders._quotes_missing)
+        self.settings.seed_initial_prices = True
         self._add_securities()
 
         self._log = LeanLog(self)
