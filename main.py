@@ -346,8 +346,7 @@ class LeanBroker:
         return SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
 
     def symbols_without_price(self, legs: Sequence[LegSpec]) -> List[str]:
-        # QCAlgorithm.Trading.cs PreOrderChecksImpl refuses price 0 (SecurityPriceZero) and !HasData
-        # (SecurityHasNoData); symbol_for subscribes the contract, so its data starts flowing from now on
+        # PreOrderChecksImpl refuses price 0 and !HasData; symbol_for subscribes the contract
         missing: List[str] = []
         for leg in legs:
             security = self._algorithm.securities[self._algorithm.symbol_for(leg)]
@@ -372,7 +371,7 @@ class LeanBroker:
         self._algorithm.transactions.cancel_order(order_id)
 
     def _ours(self, symbol: Symbol) -> bool:
-        # option contracts, and the underlying's shares (an exercise or assignment delivers them)
+        # contracts, and the underlying's shares (exercise/assignment)
         return symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION) or (
             symbol == self._algorithm.underlying_symbol and symbol.security_type == SecurityType.EQUITY
         )
@@ -427,9 +426,7 @@ class CrashSafeTemplate(QCAlgorithm):
         self._session_day: Optional[date] = None
         self._close_day: Optional[date] = None
         self._close: Optional[datetime] = None
-        # a contract added right before an order (a restart's completion, before the first slice) gets its last
-        # known price at once (SecurityService.cs InitializeSecurity -> AlgorithmUtils.SeedSecurities); the
-        # engine still waits for a price when the history has none (engine_orders._quotes_missing)
+        # contracts added before their first data get their last known price (SecurityService.InitializeSecurity)
         self.settings.seed_initial_prices = True
         self._add_securities()
 
@@ -674,7 +671,6 @@ class CrashSafeTemplate(QCAlgorithm):
             message=str(order_event.message or ""),
             exercise=order is not None and order.type == OrderType.OPTION_EXERCISE,
             in_the_money=bool(order_event.is_in_the_money),
-            # IndexOption settles in cash (SettlementType.Cash); equity options deliver shares
             cash_settled=order_event.symbol.security_type == SecurityType.INDEX_OPTION,
             underlying_price=self._underlying_close(),
         )
