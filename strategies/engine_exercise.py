@@ -284,22 +284,8 @@ class EngineExercise(EngineRecovery):
                     continue
                 right, strike = parsed[2], parsed[3]
                 in_the_money = spot is not None and intrinsic_value(right, strike, spot) >= 0.01
-                event = OrderEventData(
-                    order_id=-1,
-                    event_id=0,
-                    symbol=symbol,
-                    status=EventStatus.FILLED,
-                    fill_quantity=-held,
-                    fill_price=0.0,
-                    tag="",
-                    utc_time=now,
-                    is_assignment=in_the_money and held < 0,
-                    message=f"expired by the end of the run (estimate at {spot})",
-                    exercise=True,
-                    in_the_money=in_the_money,
-                    cash_settled=self._cash_settled(symbol),
-                    underlying_price=spot,
-                )
+                message = f"expired by the end of the run (estimate at {spot})"
+                event = self._settlement_event(symbol, held, in_the_money, now=now, message=message, spot=spot)
                 kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
                 self._settle_contract(event, kind, f"end-of-run/{position.position_id}/{symbol}")
         self._settle()
@@ -337,9 +323,21 @@ class EngineExercise(EngineRecovery):
     def _book_missed(self, position: PositionRecord, symbol: str, held: int, delivered: bool, strike: float) -> None:
         spot = self._view_price()
         parsed = parse_contract_key(symbol)
-        assert parsed is not None
+        if parsed is None:  # the caller parsed it already; a key that does not parse is never booked
+            return
         in_the_money = delivered or (spot is not None and intrinsic_value(parsed[2], strike, spot) >= 0.01)
-        event = OrderEventData(
+        message = "while the algorithm was down (learned from holdings)"
+        event = self._settlement_event(symbol, held, in_the_money, now=self._now, message=message, spot=spot)
+        kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
+        self._settle_contract(event, kind, f"down/{self._run_id}/{position.position_id}/{symbol}")
+
+    def _settlement_event(
+        self, symbol: str, held: int, in_the_money: bool, *, now: datetime, message: str, spot: Optional[float]
+    ) -> OrderEventData:
+        """The exercise/assignment/expiry event LEAN would have sent for `held` contracts of `symbol`, built for a
+        settlement learned without one (end of run, or while down): the whole holding leaves at 0; a short in the
+        money is an assignment."""
+        return OrderEventData(
             order_id=-1,
             event_id=0,
             symbol=symbol,
@@ -347,16 +345,14 @@ class EngineExercise(EngineRecovery):
             fill_quantity=-held,
             fill_price=0.0,
             tag="",
-            utc_time=self._now,
+            utc_time=now,
             is_assignment=in_the_money and held < 0,
-            message="while the algorithm was down (learned from holdings)",
+            message=message,
             exercise=True,
             in_the_money=in_the_money,
             cash_settled=self._cash_settled(symbol),
             underlying_price=spot,
         )
-        kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
-        self._settle_contract(event, kind, f"down/{self._run_id}/{position.position_id}/{symbol}")
 
     def _cash_settled(self, symbol: str) -> bool:
         """Index options settle in cash (LEAN: IndexOption, SettlementType.Cash); equity options deliver."""
