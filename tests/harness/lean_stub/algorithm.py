@@ -17,7 +17,9 @@ at once when it is a chain contract of the option universe, or when seeded (`set
 Common/AlgorithmSettings.cs `SeedInitialPrices`, default False, applied in Common/Securities/SecurityService.cs
 `InitializeSecurity`); live, the underlying of an option subscription is seeded (Algorithm/QCAlgorithm.Universe.cs,
 `LiveMode && !Settings.SeedInitialPrices`).
-Differs from LEAN: only USD, no warm-up period support (`set_warm_up` is absent), one time zone.
+Differs from LEAN: only USD, no warm-up period support (`set_warm_up` is absent), one time zone; and a chain
+contract of the option universe has a price even before the first slice of a run (in `on_warmup_finished`),
+where LEAN selects the universe, and so gives its contracts data, only with that first slice.
 """
 
 from __future__ import annotations
