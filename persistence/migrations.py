@@ -87,12 +87,18 @@ def _order_group_v1_to_v2(body: Body) -> Body:
     return upgraded
 
 
+def _upgrade_embedded(upgraded: Body, field: str, step: Callable[[Body], Body]) -> None:
+    """Apply a record's upgrade step to every body the archive embeds under `field` (anything that is not a
+    body is left as it is, for the codec to refuse)."""
+    items = upgraded.get(field)
+    if isinstance(items, list):
+        upgraded[field] = [step(item) if isinstance(item, dict) else item for item in items]
+
+
 def _archive_v1_to_v2(body: Body) -> Body:
     # the archive embeds order group bodies: they take the same step
     upgraded = dict(body)
-    groups = upgraded.get("groups")
-    if isinstance(groups, list):
-        upgraded["groups"] = [_order_group_v1_to_v2(g) if isinstance(g, dict) else g for g in groups]
+    _upgrade_embedded(upgraded, "groups", _order_group_v1_to_v2)
     return upgraded
 
 
@@ -106,9 +112,7 @@ def _position_v2_to_v3(body: Body) -> Body:
 def _archive_v2_to_v3(body: Body) -> Body:
     # the archive embeds position bodies: they take the same step
     upgraded = dict(body)
-    positions = upgraded.get("positions")
-    if isinstance(positions, list):
-        upgraded["positions"] = [_position_v2_to_v3(p) if isinstance(p, dict) else p for p in positions]
+    _upgrade_embedded(upgraded, "positions", _position_v2_to_v3)
     return upgraded
 
 
@@ -131,11 +135,8 @@ def _position_v3_to_v4(body: Body) -> Body:
 def _archive_v3_to_v4(body: Body) -> Body:
     # the archive embeds group and position bodies: they take the same steps
     upgraded = dict(body)
-    groups, positions = upgraded.get("groups"), upgraded.get("positions")
-    if isinstance(groups, list):
-        upgraded["groups"] = [_order_group_v2_to_v3(g) if isinstance(g, dict) else g for g in groups]
-    if isinstance(positions, list):
-        upgraded["positions"] = [_position_v3_to_v4(p) if isinstance(p, dict) else p for p in positions]
+    _upgrade_embedded(upgraded, "groups", _order_group_v2_to_v3)
+    _upgrade_embedded(upgraded, "positions", _position_v3_to_v4)
     return upgraded
 
 
