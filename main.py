@@ -4,7 +4,7 @@ from AlgorithmImports import *
 # endregion
 """Crash-safe LEAN template: the one QCAlgorithm subclass, and the only module that imports LEAN.
 
-It is a thin adapter. LEAN objects are turned into the plain data of `strategies.ports` and
+It is a thin adapter. LEAN objects are turned into the plain data of `core.ports` and
 `persistence.ports`; every decision is made by LEAN-free code (`strategies/`, `persistence/`, `recovery/`)
 that the offline tests drive through the same file.
 
@@ -26,15 +26,15 @@ from typing import Iterable
 
 from persistence.keys import Namespace
 from persistence.ports import ObjectStorePort
-from persistence.records import AuditRecord, Right
+from core.records import AuditRecord, Right
 from persistence.store import StateStore
-from strategies.contracts import contract_key
-from strategies.dashboard import ChartPort, Dashboard, DashboardFacts, SeriesSpec, Thresholds, recovery_steps_since
-from strategies.engine import TradingEngine
-from strategies.limits import record_limits
-from strategies.params import Params
-from strategies.selection import REFERENCE_PRICE, filter_reach
-from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
+from core.contracts import contract_key
+from engine.dashboard import ChartPort, Dashboard, DashboardFacts, SeriesSpec, Thresholds, recovery_steps_since
+from engine.engine import TradingEngine
+from engine.limits import record_limits
+from core.params import Params
+from core.selection import REFERENCE_PRICE, filter_reach
+from core.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
 _EVENT_STATUS = {
@@ -153,7 +153,7 @@ def combo_ratio(quantities: Iterable[int]) -> tuple[List[int], int]:
     return [quantity // units for quantity in signed], units
 
 
-# -- LEAN charts and runtime statistics (what to show: strategies/dashboard.py) -------------------------------------
+# -- LEAN charts and runtime statistics (what to show: engine/dashboard.py) -------------------------------------
 
 
 class LeanCharts(ChartPort):

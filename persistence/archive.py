@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Dict, Iterable, Tuple
 
+from core.records import OrderGroupRecord, PositionRecord
 from persistence.codec import record_json
-from persistence.records import OrderGroupRecord, PositionRecord
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from enum import Enum
 from functools import cache
 from typing import Any, Callable, Dict, Hashable, Tuple, Type, TypeVar, cast
 
-from persistence.records import FORBIDDEN_FIELDS
+from core.records import FORBIDDEN_FIELDS
 
 T = TypeVar("T")
 Encoder = Callable[[Any], Any]

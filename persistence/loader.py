@@ -21,15 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
-from persistence.archive import ArchiveRecord
-from persistence.bounds import MAX_VALUE_CHARS
-from persistence.codec import RecordError, from_body
-from persistence.envelope import EnvelopeError, open_envelope
-from persistence.keys import Namespace, is_quarantine_key, parse_manifest_key, parse_record_key
-from persistence.migrations import MigrationError, upgrade
-from persistence.ports import LogPort, ObjectStorePort
-from persistence.quarantine import Quarantine, QuarantineBudget, QuarantineEntry
-from persistence.records import (
+from core.ports import LogPort
+from core.records import (
     AuditRecord,
     OrderGroupRecord,
     PositionRecord,
@@ -38,6 +31,14 @@ from persistence.records import (
     RiskRecord,
     StrategyStateRecord,
 )
+from persistence.archive import ArchiveRecord
+from persistence.bounds import MAX_VALUE_CHARS
+from persistence.codec import RecordError, from_body
+from persistence.envelope import EnvelopeError, open_envelope
+from persistence.keys import Namespace, is_quarantine_key, parse_manifest_key, parse_record_key
+from persistence.migrations import MigrationError, upgrade
+from persistence.ports import ObjectStorePort
+from persistence.quarantine import Quarantine, QuarantineBudget, QuarantineEntry
 from persistence.schemas import MANIFEST_SCHEMA, MANIFEST_VERSION, SCHEMA_TYPES, schema_for_name
 from persistence.validation import RecordCheck, check_record
 

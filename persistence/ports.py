@@ -1,4 +1,4 @@
-"""The two things persistence needs from the outside world, as protocols.
+"""What persistence needs from the outside world, as a protocol (logging is core.ports.LogPort).
 
 `ObjectStorePort` is the subset of LEAN's `ObjectStore` the template uses, with LEAN's semantics
 (Engine/Storage/LocalObjectStore.cs): text only, `save` returns False instead of raising when over
@@ -34,23 +34,3 @@ class ObjectStorePort(Protocol):
         """Push pending saves to disk now if the backend can (LocalObjectStore: get_file_path does);
         False when it cannot say, e.g. QC Cloud's store."""
         ...
-
-
-class LogPort(Protocol):
-    def info(self, message: str) -> None: ...
-
-    def error(self, message: str) -> None: ...
-
-
-class ListLog:
-    """A LogPort that keeps messages; used by tests, the harness and the benchmark."""
-
-    def __init__(self) -> None:
-        self.infos: List[str] = []
-        self.errors: List[str] = []
-
-    def info(self, message: str) -> None:
-        self.infos.append(message)
-
-    def error(self, message: str) -> None:
-        self.errors.append(message)

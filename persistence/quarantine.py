@@ -28,9 +28,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from core.ports import LogPort
 from persistence.bounds import text_problem
 from persistence.keys import QUARANTINE_FOLDER, Namespace
-from persistence.ports import LogPort, ObjectStorePort
+from persistence.ports import ObjectStorePort
 
 INDEX_NAME = "index"
 QC_BASE_FILES = 1_000  # QuantConnect's smallest ObjectStore quota: the assumption when the store cannot say

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from persistence.archive import ArchiveRecord
-from persistence.records import (
+from core.records import (
     SCHEMA_OF,
     AuditRecord,
     OrderGroupRecord,
@@ -18,6 +17,7 @@ from persistence.records import (
     RiskRecord,
     StrategyStateRecord,
 )
+from persistence.archive import ArchiveRecord
 
 # schema name -> record type
 SCHEMA_TYPES: Dict[str, type] = {name: cls for cls, name in SCHEMA_OF.items()}

@@ -45,6 +45,8 @@ import time
 from datetime import UTC, datetime
 from typing import Callable, Dict, FrozenSet, List, Optional, Set
 
+from core.ports import LogPort
+from core.records import AuditEntry, AuditRecord, OrderGroupRecord, PositionRecord
 from persistence.archive import ArchiveLimits, ArchiveRecord, archive_text, archive_with
 from persistence.codec import RecordError, canonical_json, record_json
 from persistence.envelope import seal
@@ -57,9 +59,8 @@ from persistence.loader import (
     StoredRecord,
     load_namespace,
 )
-from persistence.ports import LogPort, ObjectStorePort
+from persistence.ports import ObjectStorePort
 from persistence.quarantine import QuarantineBudget
-from persistence.records import AuditEntry, AuditRecord, OrderGroupRecord, PositionRecord
 from persistence.schemas import (
     CURRENT_VERSION,
     MANIFEST_SCHEMA,

@@ -28,8 +28,8 @@ from datetime import date
 from itertools import pairwise
 from typing import Any, Callable, Iterable, Optional
 
+from core.records import LegRecord, OrderGroupRecord, PositionRecord, RiskDaysRecord, RiskRecord
 from persistence.archive import ArchiveRecord
-from persistence.records import LegRecord, OrderGroupRecord, PositionRecord, RiskDaysRecord, RiskRecord
 
 RecordCheck = Callable[[Any], Optional[str]]
 
@@ -81,11 +81,11 @@ def _duplicate(items: Iterable[Any]) -> Optional[Any]:
     return None
 
 
-SHARES_PER_CONTRACT = 100  # a share leg (an exercise's delivery, strategies/engine_exercise.py) counts in shares
+SHARES_PER_CONTRACT = 100  # a share leg (an exercise's delivery, engine/exercise.py) counts in shares
 
 
 def _is_share_leg(symbol: str) -> bool:
-    """Shares of the underlying are keyed by the plain ticker (strategies.contracts.is_share_key): no "-"."""
+    """Shares of the underlying are keyed by the plain ticker (core.contracts.is_share_key): no "-"."""
     return bool(symbol) and "-" not in symbol
 
 

@@ -35,9 +35,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import AbstractSet, Dict, Mapping, Sequence, Set, Tuple
 
-from persistence.records import GroupPurpose, LegStatus, OrderGroupRecord
-from strategies.order_groups import filled_legs, is_incomplete, net_filled_legs, new_group, open_legs, pending_legs
-from strategies.ports import LegSpec
+from core.order_groups import filled_legs, is_incomplete, net_filled_legs, new_group, open_legs, pending_legs
+from core.ports import LegSpec
+from core.records import GroupPurpose, LegStatus, OrderGroupRecord
 
 RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK, GroupPurpose.SETTLEMENT})
 OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})

@@ -51,7 +51,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from persistence.records import (
+from core.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key, parse_contract_key
+from core.order_groups import apply_holdings_fill, remaining_quantity, set_leg_fill
+from core.records import (
     ContractRecord,
     GroupPurpose,
     LegRecord,
@@ -60,8 +62,6 @@ from persistence.records import (
     PositionStatus,
     Right,
 )
-from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key
-from strategies.order_groups import apply_holdings_fill, remaining_quantity, set_leg_fill
 
 ADOPTED_STRATEGY_ID = "recovery"
 ADOPTED_NOTE = "adopted by recovery"
@@ -190,18 +190,6 @@ def claims(positions: Mapping[str, PositionRecord], groups: Mapping[str, OrderGr
 
 
 # ----------------------------------------------------------------------------------------------- reconcile
-
-
-def parse_contract_key(key: str) -> Optional[Tuple[str, date, Right, float]]:
-    """Inverse of strategies.contracts.contract_key ("SPY-20240119-P-402.5"); None if it is not one."""
-    parts = key.rsplit("-", 3)
-    if len(parts) != 4 or not parts[0]:
-        return None
-    underlying, day, right, strike = parts
-    try:
-        return underlying, datetime.strptime(day, "%Y%m%d").date(), Right(right), float(strike)
-    except ValueError:
-        return None
 
 
 def _sign(value: int) -> int:
@@ -525,6 +513,5 @@ __all__ = [
     "apply_report",
     "claims",
     "group_claims",
-    "parse_contract_key",
     "reconcile",
 ]

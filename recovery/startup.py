@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from persistence.records import (
+from core.order_groups import cancel_open_legs, combo_units, is_in_flight, net_filled_legs
+from core.ports import LegSpec
+from core.records import (
     GroupPurpose,
     GroupStatus,
     OrderGroupRecord,
@@ -34,8 +36,6 @@ from persistence.records import (
     StrategyStateRecord,
 )
 from recovery.decisions import GroupDecision, decide_incomplete, refused_buys
-from strategies.order_groups import cancel_open_legs, combo_units, is_in_flight, net_filled_legs
-from strategies.ports import LegSpec
 
 _OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 _MOVING = frozenset({GroupStatus.PENDING, GroupStatus.SUBMITTED, GroupStatus.INCOMPLETE})

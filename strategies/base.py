@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Optional, Protocol, Sequence, Tuple
 
-from persistence.records import PositionRecord, StrategyStateRecord
-from strategies.ports import LegSpec, MarketView, OptionQuote
+from core.ports import LegSpec, MarketView, OptionQuote
+from core.records import PositionRecord, StrategyStateRecord
 
 OPTION_MULTIPLIER = 100  # shares per contract for SPY and SPX/SPXW options
 REGULAR_CLOSE = time(16, 0)  # the US equity/index options regular session's close; params' clock times assume it

@@ -18,11 +18,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Optional, Sequence, Tuple, Union
 
-from persistence.records import PositionRecord, Right, StrategyStateRecord
-from strategies.base import OPTION_MULTIPLIER, EntryPlan, in_window, legs_total, units_for, usable
-from strategies.params import Params
-from strategies.ports import MarketView, OptionQuote
-from strategies.selection import (
+from core.params import Params
+from core.ports import MarketView, OptionQuote
+from core.records import PositionRecord, Right, StrategyStateRecord
+from core.selection import (
     Leg,
     NoPick,
     by_delta_or_fraction,
@@ -33,6 +32,7 @@ from strategies.selection import (
     strictly_descending,
     structure_problem,
 )
+from strategies.base import OPTION_MULTIPLIER, EntryPlan, in_window, legs_total, units_for, usable
 
 WEDNESDAY = 2
 

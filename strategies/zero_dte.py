@@ -19,7 +19,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from persistence.records import PositionRecord, Right, StrategyStateRecord
+from core.params import Params
+from core.ports import MarketView, OptionQuote
+from core.records import PositionRecord, Right, StrategyStateRecord
+from core.selection import Leg, NoPick, by_delta_or_fraction, net_price, points_away, side, structure_problem
 from strategies.base import (
     OPTION_MULTIPLIER,
     REGULAR_CLOSE,
@@ -30,9 +33,6 @@ from strategies.base import (
     position_pnl,
     units_for,
 )
-from strategies.params import Params
-from strategies.ports import MarketView, OptionQuote
-from strategies.selection import Leg, NoPick, by_delta_or_fraction, net_price, points_away, side, structure_problem
 
 CALL_SPREAD = "call spread"
 PUT_SPREAD = "put spread"

@@ -41,10 +41,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from persistence.codec import to_body
-from persistence.keys import Namespace
-from persistence.ports import ListLog
-from persistence.records import (
+from core.ports import ListLog
+from core.records import (
     AuditEntry,
     AuditRecord,
     BreakerLevel,
@@ -65,6 +63,8 @@ from persistence.records import (
     StrategyStateRecord,
     TransitionEntry,
 )
+from persistence.codec import to_body
+from persistence.keys import Namespace
 from persistence.store import StateStore
 
 NS = Namespace.for_run("-123456789", True, "L-bench", "")

@@ -56,13 +56,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from persistence.codec import canonical_json, to_body
-from persistence.envelope import seal
-from persistence.keys import Namespace
-from persistence.loader import LoadResult
-from persistence.local_folder import ReadOnlyObjectStore
-from persistence.ports import ListLog
-from persistence.records import (
+from core.ports import ListLog
+from core.records import (
     ContractRecord,
     GroupPurpose,
     GroupStatus,
@@ -72,6 +67,11 @@ from persistence.records import (
     PositionStatus,
     Right,
 )
+from persistence.codec import canonical_json, to_body
+from persistence.envelope import seal
+from persistence.keys import Namespace
+from persistence.loader import LoadResult
+from persistence.local_folder import ReadOnlyObjectStore
 from persistence.schemas import CURRENT_VERSION
 from persistence.store import StateStore
 from recovery.reconcile import claims

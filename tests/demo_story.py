@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Dict, Iterable, List, Sequence
 from zoneinfo import ZoneInfo
 
-from persistence.loader import LoadResult
-from persistence.records import (
+from core.records import (
     AuditEntry,
     GroupPurpose,
     GroupStatus,
@@ -23,6 +22,7 @@ from persistence.records import (
     PositionStatus,
     StrategyState,
 )
+from persistence.loader import LoadResult
 from tests.harness.faults import CrashPoint
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Dict, Optional, Sequence
 
-from persistence.records import ContractRecord, PositionRecord, StrategyState, StrategyStateRecord
+from core.params import Params
+from core.ports import OptionQuote
+from core.records import ContractRecord, PositionRecord, StrategyState, StrategyStateRecord
+from engine.facts import PlanFacts, targets_from_fill
 from strategies.base import EntryPlan
-from strategies.engine_facts import PlanFacts, targets_from_fill
-from strategies.params import Params
-from strategies.ports import OptionQuote
 
 SPOT = 470.0  # the synthetic SPY level the rule tests build their chains around
 

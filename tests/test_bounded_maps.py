@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import List
 
+from core.ports import ListLog
+from core.records import GroupStatus
 from persistence.archive import ArchiveLimits, ArchiveRecord, archive_text, archive_with
 from persistence.codec import canonical_json, record_json, to_body
-from persistence.ports import ListLog
-from persistence.records import GroupStatus
 from persistence.store import StateStore
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.harness.simulation import Deployment

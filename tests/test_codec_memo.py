@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
+from core.records import StrategyState, StrategyStateRecord, TransitionEntry
 from persistence.codec import RecordError, to_body
-from persistence.records import StrategyState, StrategyStateRecord, TransitionEntry
 
 T0 = datetime(2024, 1, 3, 10, 0)
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from persistence.records import ContractRecord, PositionRecord, PositionStatus, Right
+from core.records import ContractRecord, PositionRecord, PositionStatus, Right
 from tests.crash_drill import (
     CrashPlan,
     DrillDeployment,

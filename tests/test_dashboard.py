@@ -1,4 +1,4 @@
-"""strategies/dashboard.py: the charts stay within LEAN's limits (series names, points per series) and plot only
+"""engine/dashboard.py: the charts stay within LEAN's limits (series names, points per series) and plot only
 what changed; runtime statistics are set when their text changes."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Dict, List, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.ports import ListLog
-from persistence.records import AuditEntry, AuditRecord, StrategyState
-from strategies.dashboard import (
+from core.ports import ListLog
+from core.records import AuditEntry, AuditRecord, StrategyState
+from engine.dashboard import (
     MAX_POINTS_PER_SERIES,
     MAX_SERIES,
     Dashboard,

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from persistence.records import (
+from core.ports import EventStatus, OrderEventData
+from core.records import (
     GroupPurpose,
     GroupStatus,
     OrderGroupRecord,
@@ -14,7 +15,6 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
-from strategies.ports import EventStatus, OrderEventData
 from tests.test_engine_support import (
     STRUCTURE,
     T0,

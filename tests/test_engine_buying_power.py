@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from persistence.records import ContractRecord, PositionRecord, Right, StrategyState
-from strategies.engine_facts import estimated_margin, plan_bp_fraction
-from strategies.params import Params
+from core.params import Params
+from core.records import ContractRecord, PositionRecord, Right, StrategyState
+from engine.facts import estimated_margin, plan_bp_fraction
 from tests.test_engine_support import EXP, T0, FakeBroker, FakeRules, FakeStore, FakeView, Rig, make_engine
 
 EQUITY = 100_000.0

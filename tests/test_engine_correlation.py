@@ -8,11 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from persistence.ports import ListLog
-from persistence.records import PositionStatus, RiskRecord
-from strategies.engine import TradingEngine
-from strategies.params import Params
-from strategies.ports import EventStatus, OrderEventData
+from core.params import Params
+from core.ports import EventStatus, ListLog, OrderEventData
+from core.records import PositionStatus, RiskRecord
+from engine.engine import TradingEngine
 from tests.test_engine_support import T0, FakeBroker, FakeRules, FakeStore, FakeView
 
 ONE_SPY = 1 / 3  # SPY is in correlation group A2, limit 3

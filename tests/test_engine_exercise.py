@@ -1,4 +1,4 @@
-"""Exercise, assignment and expiry booked as what they are (strategies/engine_exercise.py), with events shaped
+"""Exercise, assignment and expiry booked as what they are (engine/exercise.py), with events shaped
 like LEAN's (Common/Orders/OptionExercise/DefaultExerciseModel.cs OptionExercise: the contract FILLED at 0 for
 the closing quantity, then, physically settled in the money, the underlying at the strike under the same order
 id; cash settlement carries no price, the portfolio credits the intrinsic value)."""
@@ -10,9 +10,9 @@ from typing import List, Optional
 
 import pytest
 
-from persistence.records import GroupPurpose, PositionStatus, Right
+from core.ports import EventStatus, LegSpec, OrderEventData
+from core.records import GroupPurpose, PositionStatus, Right
 from strategies.base import EntryPlan
-from strategies.ports import EventStatus, LegSpec, OrderEventData
 from tests.test_engine import restart
 from tests.test_engine_support import NEAR, T0, FakeBroker, FakeRules, FakeStore, FakeView, Rig, make_engine
 

@@ -8,13 +8,12 @@ from typing import Dict, Optional
 
 import pytest
 
-from persistence.ports import ListLog
-from persistence.records import PositionRecord, PositionStatus, Right, RiskRecord, StrategyState
+from core.params import Params
+from core.ports import ListLog, OptionQuote
+from core.records import PositionRecord, PositionStatus, Right, RiskRecord, StrategyState
+from engine.engine import TradingEngine
+from engine.protocols import OPTION_MULTIPLIER
 from recovery.reconcile import FILL_PRICE_UNKNOWN, MissedFill, apply_report, reconcile
-from strategies.engine import TradingEngine
-from strategies.engine_types import OPTION_MULTIPLIER
-from strategies.params import Params
-from strategies.ports import OptionQuote
 from tests.test_engine_support import STRUCTURE, T0, FakeBroker, FakeRules, FakeStore, FakeView
 
 ENTRY_PRICES = {STRUCTURE[0].symbol: 5.00, STRUCTURE[1].symbol: 4.00, STRUCTURE[2].symbol: 1.00}  # 1.00 credit

@@ -10,13 +10,13 @@ from typing import List, Tuple
 
 import pytest
 
+from core.params import Params
+from core.ports import ListLog
+from core.records import GroupPurpose, GroupStatus, OrderGroupRecord
+from engine.engine import TradingEngine
+from engine.limits import record_limits
 from persistence.keys import Namespace
-from persistence.ports import ListLog
-from persistence.records import GroupPurpose, GroupStatus, OrderGroupRecord
 from persistence.store import StateStore
-from strategies.engine import TradingEngine
-from strategies.limits import record_limits
-from strategies.params import Params
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.harness.simulation import Deployment
 from tests.test_engine_support import T0, FakeBroker, FakeRules, FakeView

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from strategies.ports import EventStatus, OrderEventData
+from core.ports import EventStatus, OrderEventData
 from tests.test_engine import restart
 from tests.test_engine_support import T0, FakeBroker, FakeRules, FakeStore, FakeView, make_engine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from persistence.records import GroupStatus, PositionRecord, StrategyState
+from core.records import GroupStatus, PositionRecord, StrategyState
 from tests.test_engine import restart, state
 from tests.test_engine_support import STRUCTURE, T0, FakeBroker, FakeRules, FakeStore, FakeView, Rig, make_engine
 

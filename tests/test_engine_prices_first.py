@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from persistence.records import GroupPurpose, GroupStatus, StrategyState
+from core.records import GroupPurpose, GroupStatus, StrategyState
 from tests.test_engine import assert_whole_structure_or_flat, groups, partially_filled_entry, restart, state
 from tests.test_engine_support import T0, FakeView, Rig
 

@@ -8,13 +8,13 @@ from typing import Callable, List, Optional
 
 from hypothesis import HealthCheck, settings
 
+from core.params import Params
+from core.ports import ListLog
+from core.records import GroupPurpose, PositionStatus, Record, StrategyState
+from engine.engine import TradingEngine
 from persistence.keys import Namespace
 from persistence.loader import LoadResult
-from persistence.ports import ListLog
-from persistence.records import GroupPurpose, PositionStatus, Record, StrategyState
 from persistence.store import StateStore
-from strategies.engine import TradingEngine
-from strategies.params import Params
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.test_engine_stateful import EngineMachine, SimulatedCrash
 from tests.test_engine_support import STRUCTURE, T0, FakeBroker, FakeRules, FakeView

@@ -19,8 +19,8 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from persistence.records import GroupStatus, PositionStatus, Record, StrategyState
-from strategies.engine_facts import in_flight_groups_of, open_positions_of
+from core.records import GroupStatus, PositionStatus, Record, StrategyState
+from engine.facts import in_flight_groups_of, open_positions_of
 from tests.test_engine_support import STRUCTURE, T0, FakeBroker, FakeRules, FakeStore, FakeView, make_engine
 
 UNITS = 2

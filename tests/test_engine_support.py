@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from persistence.ports import ListLog
-from persistence.records import (
+from core.params import Params
+from core.ports import EventStatus, LegSpec, ListLog, OptionQuote, OrderEventData, SubmittedOrder
+from core.records import (
     AuditRecord,
     BreakerLevel,
     DrawdownPoint,
@@ -21,11 +22,9 @@ from persistence.records import (
     RiskRecord,
     StrategyStateRecord,
 )
+from engine.engine import TradingEngine
+from engine.risk import RiskManager, correlation_score, underlying_of
 from strategies.base import EntryPlan
-from strategies.engine import TradingEngine
-from strategies.params import Params
-from strategies.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
-from strategies.risk import RiskManager, correlation_score, underlying_of
 
 T0 = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import Right
+from core.records import Right
 from tests.harness.black_scholes import bs_delta, bs_price, bs_values, option_quotes, years_to_expiry
 
 spots = st.floats(min_value=50.0, max_value=1000.0)

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import pytest
 
-from persistence.records import GroupPurpose, PositionStatus
+from core.records import GroupPurpose, PositionStatus
 from tests.crash_drill import shocked_market
 from tests.harness.simulation import Deployment
 

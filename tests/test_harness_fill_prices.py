@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from persistence.records import PositionStatus
+from core.records import PositionStatus
 from recovery.reconcile import FILL_PRICE_UNKNOWN
 from tests.harness.faults import CrashPlan
 from tests.harness.simulation import Deployment

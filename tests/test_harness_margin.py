@@ -9,7 +9,7 @@ from typing import Any, List, Tuple
 
 import pytest
 
-from strategies.params import Params
+from core.params import Params
 from tests.harness.lean_stub.algorithm import QCAlgorithm
 from tests.harness.lean_stub.enums import OptionRight, OptionStyle, Resolution
 from tests.harness.lean_stub.symbols import Symbol

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from persistence.records import GroupPurpose, GroupStatus
+from core.records import GroupPurpose, GroupStatus
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.enums import OrderStatus
 from tests.harness.simulation import Deployment

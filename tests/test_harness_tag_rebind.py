@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from persistence.records import GroupPurpose, GroupStatus, LegStatus
+from core.records import GroupPurpose, GroupStatus, LegStatus
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.simulation import Deployment
 

@@ -10,7 +10,7 @@ from typing import Any, List
 
 import pytest
 
-from persistence.records import Right
+from core.records import Right
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.algorithm import QCAlgorithm, check_combo_order_sizing
 from tests.harness.lean_stub.charting import (

@@ -10,11 +10,11 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import PositionRecord, Right, StrategyStateRecord
+from core.params import Params
+from core.ports import OptionQuote
+from core.records import PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_units
 from strategies.lt112 import LT112Rules, is_first_wednesday
-from strategies.params import Params
-from strategies.ports import OptionQuote
 from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes

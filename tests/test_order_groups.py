@@ -6,8 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from persistence.records import GroupPurpose, GroupStatus, LegStatus, OrderGroupRecord, Right
-from strategies.order_groups import (
+from core.order_groups import (
     EventOutcome,
     adopt_run,
     apply_holdings_fill,
@@ -27,7 +26,8 @@ from strategies.order_groups import (
     pending_legs,
     set_leg_fill,
 )
-from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.records import GroupPurpose, GroupStatus, LegStatus, OrderGroupRecord, Right
 
 NOW = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)

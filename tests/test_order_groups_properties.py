@@ -10,15 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from persistence.records import GroupPurpose, GroupStatus, LegStatus, OrderGroupRecord, Right
-from strategies.order_groups import (
+from core.order_groups import (
     adopt_run,
     apply_holdings_fill,
     apply_order_event,
     mark_submitted,
     new_group,
 )
-from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.records import GroupPurpose, GroupStatus, LegStatus, OrderGroupRecord, Right
 
 NOW = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies import params as params_module
-from strategies.params import Params, parameter_name
+from core import params as params_module
+from core.params import Params, parameter_name
 
 
 def getter(values: Dict[str, str]):  # type: ignore[no-untyped-def]

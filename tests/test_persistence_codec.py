@@ -13,19 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence import records
-from persistence.codec import RecordError, canonical_json, from_body, to_body
-from persistence.envelope import EnvelopeError, open_envelope, seal
-from persistence.keys import (
-    LEAN_KEY_PATTERN,
-    KeyRuleError,
-    Namespace,
-    check_key,
-    escape_segment,
-    parse_record_key,
-    unescape_segment,
-)
-from persistence.records import (
+from core import records
+from core.records import (
     FORBIDDEN_FIELDS,
     SCHEMA_OF,
     ContractRecord,
@@ -39,6 +28,17 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
     TransitionEntry,
+)
+from persistence.codec import RecordError, canonical_json, from_body, to_body
+from persistence.envelope import EnvelopeError, open_envelope, seal
+from persistence.keys import (
+    LEAN_KEY_PATTERN,
+    KeyRuleError,
+    Namespace,
+    check_key,
+    escape_segment,
+    parse_record_key,
+    unescape_segment,
 )
 
 SETTINGS = settings(derandomize=True, max_examples=60, deadline=None)

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.keys import Namespace, parse_manifest_key, parse_record_key
-from persistence.ports import ListLog
-from persistence.records import (
+from core.ports import ListLog
+from core.records import (
     GroupPurpose,
     GroupStatus,
     LegRecord,
@@ -28,6 +27,7 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
+from persistence.keys import Namespace, parse_manifest_key, parse_record_key
 from persistence.store import StateStore
 from tests.harness.object_store import SimulatedCrash, SimulatedObjectStore, SimulatedStorePort
 

@@ -21,6 +21,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
+from core.params import Params
+from core.ports import ListLog
+from core.records import GroupStatus, LegRecord, LegStatus
+from engine.limits import record_limits
 from persistence import bounds
 from persistence.bounds import MAX_NESTING, MAX_VALUE_CHARS, nesting_depth
 from persistence.codec import canonical_json, to_body
@@ -28,13 +32,9 @@ from persistence.envelope import checksum_of, seal
 from persistence.keys import Namespace
 from persistence.loader import load_namespace
 from persistence.migrations import _V1_PLAN_NOTE
-from persistence.ports import ListLog
 from persistence.quarantine import QuarantineBudget
-from persistence.records import GroupStatus, LegRecord, LegStatus
 from persistence.store import StateStore
 from persistence.validation import RecordLimits, check_record, record_check
-from strategies.limits import record_limits
-from strategies.params import Params
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.test_persistence_store import LIVE, T0, _raw, group, position, risk, strategy
 

@@ -9,13 +9,8 @@ from typing import List, Optional
 
 import pytest
 
-from persistence.archive import ArchiveLimits
-from persistence.codec import canonical_json, to_body
-from persistence.envelope import seal
-from persistence.keys import Namespace
-from persistence.loader import LoadResult
-from persistence.ports import ListLog
-from persistence.records import (
+from core.ports import ListLog
+from core.records import (
     BreakerLevel,
     ContractRecord,
     GroupPurpose,
@@ -28,6 +23,11 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
+from persistence.archive import ArchiveLimits
+from persistence.codec import canonical_json, to_body
+from persistence.envelope import seal
+from persistence.keys import Namespace
+from persistence.loader import LoadResult
 from persistence.store import StateStore
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 

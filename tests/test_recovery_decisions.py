@@ -7,10 +7,10 @@ from datetime import date, datetime
 
 import pytest
 
-from persistence.records import GroupPurpose, GroupStatus, LegStatus, OrderGroupRecord, Right
+from core.order_groups import apply_order_event, cancel_open_legs, mark_refused, new_group
+from core.ports import EventStatus, LegSpec, OrderEventData
+from core.records import GroupPurpose, GroupStatus, LegStatus, OrderGroupRecord, Right
 from recovery.decisions import DecisionAction, decide_incomplete, recovery_group, recovery_legs, safe_order
-from strategies.order_groups import apply_order_event, cancel_open_legs, mark_refused, new_group
-from strategies.ports import EventStatus, LegSpec, OrderEventData
 
 NOW = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from persistence.records import GroupPurpose, GroupStatus
+from core.records import GroupPurpose, GroupStatus
 from tests.harness.faults import FaultPlan, LegFault
 from tests.harness.simulation import Deployment
 

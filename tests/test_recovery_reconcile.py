@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime
 
-from persistence.records import (
+from core.contracts import parse_contract_key
+from core.order_groups import apply_order_event, mark_submitted, new_group
+from core.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.records import (
     ContractRecord,
     GroupPurpose,
     GroupStatus,
@@ -23,11 +26,8 @@ from recovery.reconcile import (
     UnknownHolding,
     UntrackedAdopted,
     apply_report,
-    parse_contract_key,
     reconcile,
 )
-from strategies.order_groups import apply_order_event, mark_submitted, new_group
-from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
 
 NOW = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)

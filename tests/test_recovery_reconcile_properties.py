@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from persistence.records import (
+from core.order_groups import derive_status
+from core.records import (
     ContractRecord,
     GroupPurpose,
     GroupStatus,
@@ -21,7 +22,6 @@ from persistence.records import (
     Right,
 )
 from recovery.reconcile import UnknownHolding, apply_report, claims, reconcile
-from strategies.order_groups import derive_status
 
 T0 = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from persistence.records import GroupPurpose, GroupStatus
+from core.records import GroupPurpose, GroupStatus
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.simulation import Deployment
 

@@ -7,7 +7,9 @@ from datetime import date, datetime
 
 import pytest
 
-from persistence.records import (
+from core.order_groups import apply_order_event, cancel_open_legs, mark_refused, mark_submitted, new_group
+from core.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.records import (
     ContractRecord,
     GroupPurpose,
     GroupStatus,
@@ -19,8 +21,6 @@ from persistence.records import (
 )
 from recovery.decisions import DecisionAction, family_rollback_legs
 from recovery.startup import latest_descendant, plan_start
-from strategies.order_groups import apply_order_event, cancel_open_legs, mark_refused, mark_submitted, new_group
-from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
 
 NOW = datetime(2024, 1, 3, 10, 0)
 LATER = datetime(2024, 1, 3, 10, 5)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.codec import canonical_json, from_body, to_body
-from persistence.records import (
+from core.params import Params
+from core.records import (
     BreakerLevel,
     ContractRecord,
     DrawdownPoint,
@@ -21,15 +21,15 @@ from persistence.records import (
     RiskDaysRecord,
     RiskRecord,
 )
-from persistence.validation import RecordLimits, record_check
-from strategies.params import Params
-from strategies.risk import (
+from engine.risk import (
     RiskManager,
     correlation_group,
     correlation_score,
     underlying_of,
     with_point,
 )
+from persistence.codec import canonical_json, from_body, to_body
+from persistence.validation import RecordLimits, record_check
 
 T0 = datetime(2024, 1, 2, 9, 31)
 PARAMS = Params()

@@ -10,10 +10,10 @@ from typing import List
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.ports import ListLog
-from persistence.records import BreakerLevel
-from strategies.engine import TradingEngine
-from strategies.params import Params
+from core.params import Params
+from core.ports import ListLog
+from core.records import BreakerLevel
+from engine.engine import TradingEngine
 from tests.test_engine_real_store import RealStore
 from tests.test_engine_support import T0, FakeBroker, FakeRules, FakeView
 

@@ -10,8 +10,8 @@ from typing import Any, Dict
 
 import pytest
 
+from core.records import BreakerLevel, RiskDaysRecord
 from persistence.migrations import STEPS
-from persistence.records import BreakerLevel, RiskDaysRecord
 from persistence.schemas import CURRENT_VERSION
 from tests.harness.object_store import SimulatedObjectStore
 from tests.test_persistence_store import LIVE, _raw, restart

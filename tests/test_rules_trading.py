@@ -7,13 +7,13 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from core.params import Params
+from core.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, Right, RiskRecord
+from core.selection import STRIKE_STEP, filter_reach, strike_for_delta
+from engine.risk import RiskManager
 from persistence.codec import from_body, to_body
 from persistence.migrations import upgrade
-from persistence.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, Right, RiskRecord
 from strategies.lt112 import LT112Rules
-from strategies.params import Params
-from strategies.risk import RiskManager
-from strategies.selection import STRIKE_STEP, filter_reach, strike_for_delta
 from strategies.zero_dte import ZeroDteRules
 from tests.crash_drill import read_store
 from tests.fake_market import FakeView, position_from_plan

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import Right
-from strategies.ports import OptionQuote
-from strategies.selection import (
+from core.ports import OptionQuote
+from core.records import Right
+from core.selection import (
     NoPick,
     by_delta,
     by_delta_or_fraction,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import StrategyState, StrategyStateRecord
-from strategies.state_machine import TRANSITIONS, IllegalTransition, StrategyMachine, is_legal
+from core.records import StrategyState, StrategyStateRecord
+from core.state_machine import TRANSITIONS, IllegalTransition, StrategyMachine, is_legal
 
 S = StrategyState
 T0 = datetime(2024, 1, 3, 10, 0)

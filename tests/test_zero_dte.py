@@ -9,11 +9,11 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence.records import PositionRecord, Right, StrategyStateRecord
+from core.params import Params
+from core.ports import OptionQuote
+from core.records import PositionRecord, Right, StrategyStateRecord
+from core.selection import NoPick, by_delta
 from strategies.base import EntryPlan, position_pnl
-from strategies.params import Params
-from strategies.ports import OptionQuote
-from strategies.selection import NoPick, by_delta
 from strategies.zero_dte import CALL_SPREAD, IRON_CONDOR, PUT_SPREAD, ZeroDteRules
 from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state

@@ -14,9 +14,9 @@ import math
 from datetime import date, datetime, time
 from typing import Iterable, List, Sequence
 
-from persistence.records import Right
-from strategies.contracts import contract_key
-from strategies.ports import OptionQuote
+from core.contracts import contract_key
+from core.ports import OptionQuote
+from core.records import Right
 
 MINUTES_PER_YEAR = 365.0 * 24.0 * 60.0
 EXPIRY_TIME = time(16, 0)  # options stop trading at the 16:00 ET close of the expiry day (PM settled)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from persistence.records import Right
+from core.records import Right
 from tests.harness.black_scholes import years_to_expiry
 from tests.harness.faults import FaultPlan, LegFault
 from tests.harness.lean_stub.enums import OptionRight, OptionStyle, SecurityType

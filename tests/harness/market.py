@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from persistence.records import Right
+from core.records import Right
 from tests.harness.black_scholes import bid_ask, bs_values, years_to_expiry
 from tests.harness.market_calendar import option_expiries, slice_times
 

@@ -37,8 +37,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from persistence.records import Right
-from strategies.contracts import contract_key
+from core.contracts import contract_key
+from core.records import Right
 from tests.harness.brokerage import BrokerOrder, SimulatedBrokerage
 from tests.harness.faults import CrashPlan, CrashPoint, FaultPlan, SimulatedCrash
 from tests.harness.lean_stub.algorithm import QCAlgorithm, pending_environment
@@ -120,7 +120,7 @@ class RunRecord:
 
 
 def symbol_key(symbol: Symbol) -> str:
-    """The contract key main.py uses (strategies.contracts.contract_key); the ticker for non-options."""
+    """The contract key main.py uses (core.contracts.contract_key); the ticker for non-options."""
     if symbol.security_type not in (SecurityType.OPTION, SecurityType.INDEX_OPTION) or symbol.underlying is None:
         return symbol.value
     right = Right.PUT if symbol.id.option_right == OptionRight.PUT else Right.CALL

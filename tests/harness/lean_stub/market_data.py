@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
-from persistence.records import Right
+from core.records import Right
 from tests.harness.lean_stub.enums import OptionRight, OptionStyle
 from tests.harness.lean_stub.symbols import Symbol
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
-from strategies.params import Params
+from core.params import Params
 from tests.harness.lean_stub.enums import OptionRight, SecurityType
 from tests.harness.lean_stub.market_data import OptionFilter
 from tests.harness.lean_stub.symbols import Symbol

@@ -14,8 +14,9 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set, Tuple
 
-from persistence.ports import LogPort
-from persistence.records import (
+from core.params import Params
+from core.ports import BrokerPort, LogPort, MarketView
+from core.records import (
     DrawdownPoint,
     OrderGroupRecord,
     PositionRecord,
@@ -26,17 +27,15 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
-from strategies.base import usable
-from strategies.engine_types import (
+from core.state_machine import IllegalTransition, StrategyMachine
+from engine.protocols import (
     UNFILLED_ORDER_TIMEOUT,
     EngineSnapshot,
     EngineStore,
     RiskLike,
     RulesLike,
 )
-from strategies.params import Params
-from strategies.ports import BrokerPort, MarketView
-from strategies.state_machine import IllegalTransition, StrategyMachine
+from strategies.base import usable
 
 RiskFactory = Callable[[Optional[RiskRecord], Params, datetime], RiskLike]
 
@@ -50,7 +49,7 @@ def default_rules(params: Params) -> Sequence[RulesLike]:
 
 
 def default_risk(record: Optional[RiskRecord], params: Params, now: datetime) -> RiskLike:
-    from strategies.risk import RiskManager  # noqa: PLC0415
+    from engine.risk import RiskManager  # noqa: PLC0415
 
     return RiskManager(record, params, now)
 

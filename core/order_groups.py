@@ -31,8 +31,8 @@ from enum import StrEnum
 from math import gcd
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar
 
-from persistence.records import GroupPurpose, GroupStatus, LegRecord, LegStatus, OrderGroupRecord
-from strategies.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.ports import EventStatus, LegSpec, OrderEventData, SubmittedOrder
+from core.records import GroupPurpose, GroupStatus, LegRecord, LegStatus, OrderGroupRecord
 
 _T = TypeVar("_T")
 

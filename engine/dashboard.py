@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Dict, List, Mapping, Optional, Protocol, Tuple
 
-from persistence.ports import LogPort
-from persistence.records import AuditRecord, StrategyState
+from core.ports import LogPort
+from core.records import AuditRecord, StrategyState
 
 MAX_SERIES = 10  # Common/Packets/Controls.cs Controls(): MaximumChartSeries = 10
 MAX_POINTS_PER_SERIES = 4000  # Common/Packets/Controls.cs Controls(): MaximumDataPointsPerChartSeries = 4000

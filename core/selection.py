@@ -14,8 +14,8 @@ from math import exp, sqrt
 from statistics import NormalDist
 from typing import List, Optional, Sequence, Tuple, Union
 
-from persistence.records import Right
-from strategies.ports import OptionQuote
+from core.ports import OptionQuote
+from core.records import Right
 
 # A pick further than this from the target delta is not "that delta": a quarter of the target, at least 2 delta
 # points (so 20 delta accepts 15-25, [F]'s "15-25 delta, never 30+"; 25 delta 18.75-31.25; 5 delta 3-7).

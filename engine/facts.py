@@ -11,7 +11,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Collection, Dict, Iterable, Mapping, Optional, Set, Tuple
 
-from persistence.records import (
+from core.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key, parse_contract_key
+from core.order_groups import is_in_flight, net_filled_legs
+from core.params import Params
+from core.ports import LegSpec
+from core.records import (
     ContractRecord,
     GroupPurpose,
     OrderGroupRecord,
@@ -19,14 +23,9 @@ from persistence.records import (
     PositionStatus,
     StrategyState,
 )
+from engine.protocols import OPTION_MULTIPLIER
 from recovery.decisions import safe_order
-from recovery.reconcile import parse_contract_key
 from recovery.startup import PositionToBuild
-from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key
-from strategies.engine_types import OPTION_MULTIPLIER
-from strategies.order_groups import is_in_flight, net_filled_legs
-from strategies.params import Params
-from strategies.ports import LegSpec
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -49,7 +49,7 @@ class GroupPurpose(StrEnum):
     COMPLETION = "COMPLETION"  # re-submits the pending legs of an incomplete group
     # what the broker did to a held contract without an order of ours: exercise, assignment or expiry (the
     # contract closed at 0, or at its intrinsic value when cash-settled) and any shares delivered at the strike;
-    # also the sale of those shares (strategies/engine_exercise.py)
+    # also the sale of those shares (engine/exercise.py)
     SETTLEMENT = "SETTLEMENT"
 
 
@@ -106,7 +106,7 @@ class StrategyStateRecord:
 class LegRecord:
     """One leg of an order group. `quantity` is signed (+ buy, - sell) per one unit of the group."""
 
-    symbol: str  # contract key, see strategies.contracts.contract_key
+    symbol: str  # contract key, see core.contracts.contract_key
     underlying: str
     right: Right
     strike: float

@@ -34,7 +34,8 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from persistence.records import (
+from core.params import Params
+from core.records import (
     BreakerLevel,
     DrawdownPoint,
     PositionRecord,
@@ -43,7 +44,6 @@ from persistence.records import (
     RiskRecord,
     StrategyLosses,
 )
-from strategies.params import Params
 
 _A1 = ("A1", 2)
 _A2 = ("A2", 3)

@@ -18,7 +18,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Dict, List, Optional
 
-from persistence.records import (
+from core.order_groups import (
+    adopt_run,
+    is_in_flight,
+    mark_resolved,
+    open_legs,
+    remaining_quantity,
+    with_decision,
+)
+from core.ports import SubmittedOrder
+from core.records import (
     GroupPurpose,
     GroupStatus,
     OrderGroupRecord,
@@ -26,10 +35,8 @@ from persistence.records import (
     StrategyState,
     StrategyStateRecord,
 )
-from recovery.decisions import DecisionAction
-from recovery.reconcile import FILL_PRICE_UNKNOWN, apply_report, reconcile
-from recovery.startup import StartPlan, plan_start
-from strategies.engine_facts import (
+from core.state_machine import StrategyMachine
+from engine.facts import (
     add_note,
     attention_of,
     credit_received,
@@ -40,17 +47,10 @@ from strategies.engine_facts import (
     unpriced_fills,
     with_leg_price,
 )
-from strategies.engine_orders import EngineOrders
-from strategies.order_groups import (
-    adopt_run,
-    is_in_flight,
-    mark_resolved,
-    open_legs,
-    remaining_quantity,
-    with_decision,
-)
-from strategies.ports import SubmittedOrder
-from strategies.state_machine import StrategyMachine
+from engine.orders import EngineOrders
+from recovery.decisions import DecisionAction
+from recovery.reconcile import FILL_PRICE_UNKNOWN, apply_report, reconcile
+from recovery.startup import StartPlan, plan_start
 
 # reconcile findings that are the normal outcome of a crash mid-trade (logged as info, audited); the other kinds
 # (adopted, orphan-cleaned, quantity-mismatch, unknown-holding) mean something went wrong: error + audit

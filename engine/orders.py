@@ -14,20 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Dict, List, Optional, Sequence
 
-from persistence.records import (
-    GroupPurpose,
-    GroupStatus,
-    OrderGroupRecord,
-    PositionRecord,
-    PositionStatus,
-    StrategyState,
-)
-from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
-from strategies.contracts import is_share_key
-from strategies.engine_base import EngineBase
-from strategies.engine_facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id, settled_view
-from strategies.engine_types import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS, EntryPlanLike
-from strategies.order_groups import (
+from core.contracts import is_share_key
+from core.order_groups import (
     cancel_open_legs,
     is_in_flight,
     mark_refused,
@@ -38,8 +26,20 @@ from strategies.order_groups import (
     pending_legs,
     with_decision,
 )
-from strategies.ports import LegSpec, SubmittedOrder
-from strategies.state_machine import StrategyMachine
+from core.ports import LegSpec, SubmittedOrder
+from core.records import (
+    GroupPurpose,
+    GroupStatus,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    StrategyState,
+)
+from core.state_machine import StrategyMachine
+from engine.base import EngineBase
+from engine.facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id, settled_view
+from engine.protocols import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS, EntryPlanLike
+from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
 
 _OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 

@@ -8,8 +8,8 @@ size) times its largest leg per unit.
 
 from __future__ import annotations
 
+from core.params import Params
 from persistence.validation import RecordLimits
-from strategies.params import Params
 
 LT112_MAX_CONTRACTS_PER_UNIT = 2  # the 1-1-2: two naked puts per unit (lt112.LT112.select)
 ZERO_DTE_MAX_CONTRACTS_PER_UNIT = 1  # credit spreads and iron condors: one contract per leg per unit

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Callable, Dict, FrozenSet, Mapping, Optional, Union
 
-from persistence.records import StrategyState, StrategyStateRecord, TransitionEntry
+from core.records import StrategyState, StrategyStateRecord, TransitionEntry
 
 S = StrategyState
 

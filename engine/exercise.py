@@ -30,7 +30,17 @@ from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Dict, List, Optional, Tuple
 
-from persistence.records import (
+from core.contracts import (
+    SHARE_EXPIRY,
+    SHARE_RIGHT,
+    SHARE_STRIKE,
+    SHARES_PER_CONTRACT,
+    is_share_key,
+    parse_contract_key,
+)
+from core.order_groups import mark_refused, new_group, open_legs
+from core.ports import EventStatus, LegSpec, OrderEventData
+from core.records import (
     GroupPurpose,
     GroupStatus,
     LegRecord,
@@ -40,13 +50,10 @@ from persistence.records import (
     PositionStatus,
     Right,
 )
-from recovery.reconcile import claims, parse_contract_key
+from engine.facts import is_settled, new_record_id, position_holdings
+from engine.recovering import EngineRecovery
+from recovery.reconcile import claims
 from recovery.startup import StartPlan
-from strategies.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, SHARES_PER_CONTRACT, is_share_key
-from strategies.engine_facts import is_settled, new_record_id, position_holdings
-from strategies.engine_recovery import EngineRecovery
-from strategies.order_groups import mark_refused, new_group, open_legs
-from strategies.ports import EventStatus, LegSpec, OrderEventData
 
 SESSION_END = time(16, 0)  # a contract expiring today is settled by the broker after this (LEAN: overnight)
 

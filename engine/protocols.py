@@ -1,7 +1,7 @@
 """What the trading engine needs from its collaborators, as protocols, and what it shows the outside.
 
 The engine is written against these structural types, not the concrete classes, so it can be tested with
-small fakes and so the concrete modules (persistence.store.StateStore, strategies.risk.RiskManager,
+small fakes and so the concrete modules (persistence.store.StateStore, engine.risk.RiskManager,
 strategies.base rules) only have to *fit*, not inherit. The shapes follow .ci/DESIGN-CONTRACTS.md.
 """
 
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Mapping, Optional, Protocol, Sequence, Tuple
 
-from persistence.records import (
+from core.ports import LegSpec, MarketView
+from core.records import (
     AuditRecord,
     DrawdownPoint,
     OrderGroupRecord,
@@ -22,7 +23,6 @@ from persistence.records import (
     RiskRecord,
     StrategyStateRecord,
 )
-from strategies.ports import LegSpec, MarketView
 
 # A group whose orders sat unfilled this long is cancelled; an incomplete group whose remaining legs are still
 # open this long has them cancelled so it can be decided (a second order on an open leg could double-fill).
@@ -90,7 +90,7 @@ class EngineStore(Protocol):
 
 
 class RiskLike(Protocol):
-    """strategies.risk.RiskManager, as far as the engine uses it."""
+    """engine.risk.RiskManager, as far as the engine uses it."""
 
     @property
     def record(self) -> RiskRecord: ...

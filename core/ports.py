@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import List, Mapping, Optional, Protocol, Sequence, Tuple
 
-from persistence.records import Right
+from core.records import Right
 
 
 @dataclass(frozen=True)
@@ -189,3 +189,23 @@ class BrokerPort(Protocol):
         kept the tag (Order.Tag; BrokerageTransactionHandler.AddOpenOrder); a brokerage that drops tags returns nothing
         here."""
         ...
+
+
+class LogPort(Protocol):
+    def info(self, message: str) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+
+class ListLog:
+    """A LogPort that keeps messages; used by tests, the harness and the benchmark."""
+
+    def __init__(self) -> None:
+        self.infos: List[str] = []
+        self.errors: List[str] = []
+
+    def info(self, message: str) -> None:
+        self.infos.append(message)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)

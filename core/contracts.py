@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Optional, Tuple
 
-from persistence.records import Right
+from core.records import Right
 
 
 def strike_text(strike: float) -> str:
@@ -29,3 +30,15 @@ SHARES_PER_CONTRACT = 100  # US equity options deliver 100 shares (LEAN: Option.
 def is_share_key(key: str) -> bool:
     """A key of the underlying's shares (its ticker), not a contract key (contract keys contain "-")."""
     return bool(key) and "-" not in key
+
+
+def parse_contract_key(key: str) -> Optional[Tuple[str, date, Right, float]]:
+    """Inverse of contract_key ("SPY-20240119-P-402.5"); None if it is not one."""
+    parts = key.rsplit("-", 3)
+    if len(parts) != 4 or not parts[0]:
+        return None
+    underlying, day, right, strike = parts
+    try:
+        return underlying, datetime.strptime(day, "%Y%m%d").date(), Right(right), float(strike)
+    except ValueError:
+        return None

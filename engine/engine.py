@@ -10,7 +10,7 @@
 Promise: after a crash at any instruction, a new engine over the same store and the same broker ends with
 no orphaned position, no duplicate entry and no naked leg. How: every order is written ahead (engine_orders),
 every fact is booked idempotently from records + holdings (engine_recovery), and order events only ever move
-records forward (strategies.order_groups).
+records forward (core.order_groups).
 """
 
 from __future__ import annotations
@@ -19,20 +19,20 @@ import math
 from datetime import datetime
 from typing import Dict, List, Optional
 
-from persistence.records import OrderGroupRecord, PositionRecord, PositionStatus, StrategyState
-from strategies.engine_exercise import EngineExercise
-from strategies.engine_facts import (
+from core.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
+from core.ports import EventStatus, MarketView, OrderEventData
+from core.records import OrderGroupRecord, PositionRecord, PositionStatus, StrategyState
+from core.state_machine import StrategyMachine
+from engine.exercise import EngineExercise
+from engine.facts import (
     estimated_margin,
     in_flight_groups_of,
     net_fills,
     open_positions_of,
     plan_bp_fraction,
 )
-from strategies.engine_types import EngineSnapshot
-from strategies.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
-from strategies.ports import EventStatus, MarketView, OrderEventData
-from strategies.risk import with_point
-from strategies.state_machine import StrategyMachine
+from engine.protocols import EngineSnapshot
+from engine.risk import with_point
 
 RETIRED_SHOWN = 200  # retired groups (and positions) the snapshot still shows, newest kept
 # skip reasons that only say "not now" (checked before anything is computed): not worth a log line
