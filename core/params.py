@@ -214,10 +214,21 @@ def _fail(field_name: str, message: str) -> None:
 
 
 def _validate(params: Params) -> None:
+    _validate_market(params)
+    _validate_counts(params)
+    _validate_fractions(params)
+    _validate_clock_and_risk(params)
+    _validate_bp_table(params.risk_bp_by_vix)
+
+
+def _validate_market(params: Params) -> None:
     if params.point_scale < 0 or math.isinf(params.point_scale):
         _fail("point_scale", "must be >= 0 and finite")
     if params.point_scale == 0 and params.underlying not in UNDERLYING_POINT_SCALE:
         _fail("underlying", f"{params.underlying!r} has no known point scale; set point-scale or use SPY/SPX/SPXW")
+
+
+def _validate_counts(params: Params) -> None:
     for name in ("lt112_dte", "lt112_entry_window_minutes", "zero_dte_entry_window_minutes"):
         if getattr(params, name) <= 0:
             _fail(name, "must be > 0")
@@ -231,6 +242,9 @@ def _validate(params: Params) -> None:
             _fail(name, "must be >= 1")
     if not 0 <= params.zero_dte_weekday <= 6:
         _fail("zero_dte_weekday", "must be 0 (Monday) to 6")
+
+
+def _validate_fractions(params: Params) -> None:
     open_fractions = (
         "lt112_long_put_delta",
         "lt112_naked_put_delta",
@@ -269,6 +283,9 @@ def _validate(params: Params) -> None:
         value = getattr(params, name)
         if not 0 < value < math.inf:
             _fail(name, "must be > 0 and finite")
+
+
+def _validate_clock_and_risk(params: Params) -> None:
     if not params.zero_dte_entry_time < params.zero_dte_evaluate_time < params.zero_dte_close_time:
         _fail("zero_dte_evaluate_time", "must lie between zero-dte-entry-time and zero-dte-close-time")
     if not params.zero_dte_close_time <= params.zero_dte_deadline_time:
@@ -285,7 +302,6 @@ def _validate(params: Params) -> None:
         _fail("risk_bp_reserve", "must be in [0, 1)")
     if not 0 < params.risk_bp_unknown_vix <= 1:
         _fail("risk_bp_unknown_vix", "must be in (0, 1]")
-    _validate_bp_table(params.risk_bp_by_vix)
 
 
 def _validate_bp_table(table: BpTable) -> None:

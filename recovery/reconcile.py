@@ -252,6 +252,35 @@ def _missed_fill_price(
     return _known_price(quote_mid)
 
 
+def _leftover(
+    symbol: str, diff: int, positions: Mapping[str, PositionRecord], assigned: Dict[str, str]
+) -> ReconcileAction:
+    """What to do with `diff` of `symbol` held and claimed by nobody: adopt it into a recovery position, or
+    report it when the key is neither a contract nor the underlying's shares."""
+    parsed = parse_contract_key(symbol)
+    if parsed is None and is_share_key(symbol):
+        # shares of the underlying nobody claims (delivered by an exercise we could not book): managed too
+        parsed = (symbol, SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE)
+    if parsed is None:
+        return UnknownHolding(symbol, diff)
+    underlying, expiry, right, strike = parsed
+    position_id = _adoption_target(symbol, positions, assigned)
+    return UntrackedAdopted(symbol, diff, position_id, underlying, right, strike, expiry)
+
+
+def _shrink_positions(
+    symbol: str, diff: int, open_positions: Sequence[PositionRecord], new_qty: Dict[Tuple[str, str], int]
+) -> int:
+    """Take a shortfall of `symbol` off the positions that claim it, newest id first (updates `new_qty`);
+    returns what is left of `diff`."""
+    for position in reversed(open_positions):
+        key = (position.position_id, symbol)
+        if key in new_qty and (taken := _take(diff, -new_qty[key])):
+            new_qty[key] += taken
+            diff -= taken
+    return diff
+
+
 def _one_round(
     positions: Mapping[str, PositionRecord],
     groups: Mapping[str, OrderGroupRecord],
@@ -295,11 +324,7 @@ def _one_round(
             )
             fills.extend(MissedFill(group_id, symbol, taken, price) for group_id, taken in missed)
         # 2. positions claiming more than is held, newest id first
-        for position in reversed(open_positions):
-            key = (position.position_id, symbol)
-            if key in new_qty and (taken := _take(diff, -new_qty[key])):
-                new_qty[key] += taken
-                diff -= taken
+        diff = _shrink_positions(symbol, diff, open_positions, new_qty)
         # 3. group fills that holdings do not show
         for group in reversed(claiming):
             for leg in group.legs:
@@ -310,16 +335,7 @@ def _one_round(
                     diff -= taken
         # 4. what is left is held and nobody's
         if diff:
-            parsed = parse_contract_key(symbol)
-            if parsed is None and is_share_key(symbol):
-                # shares of the underlying nobody claims (delivered by an exercise we could not book): managed too
-                parsed = (symbol, SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE)
-            if parsed is None:
-                adoptions.append(UnknownHolding(symbol, diff))
-                continue
-            underlying, expiry, right, strike = parsed
-            position_id = _adoption_target(symbol, positions, assigned)
-            adoptions.append(UntrackedAdopted(symbol, diff, position_id, underlying, right, strike, expiry))
+            adoptions.append(_leftover(symbol, diff, positions, assigned))
     position_fixes: List[ReconcileAction] = []
     for position in open_positions:
         quantities = [new_qty[(position.position_id, c.symbol)] for c in position.contracts]
