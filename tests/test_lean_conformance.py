@@ -700,3 +700,208 @@ def test_live_the_underlying_of_an_option_is_seeded_and_a_held_contract_has_its_
     spot, held = deployment.algorithm.seen[0]
     assert spot > 0, "live: the option's underlying is seeded before the first slice"
     assert len(held) == 1 and held[0][0] > 0 and held[0][1] == 0.0, "held: a price, no quote yet"
+
+
+# -- combo limit orders (Algorithm/QCAlgorithm.Trading.cs `ComboLimitOrder`; Common/Orders/Fills/FillModel.cs
+#    `ComboLimitFill`; Brokerages/Backtesting/BacktestingBrokerage.cs `Scan`, `UpdateOrder`, `CancelOrder`) --
+
+
+class _PutSpread(_Spy):
+    """Sells a put spread (short the higher strike) as a combo limit at `at`, two units; records every event with
+    the step time and the step index."""
+
+    at = (10, 0)
+    limit = -0.01
+    quantity = 2
+
+    def on_data(self, data: Any) -> None:
+        if (self.time.hour, self.time.minute) != self.at or getattr(self, "tickets", None):
+            return
+        puts = [
+            c
+            for c in data.option_chains[self.canonical]
+            if c.right == OptionRight.PUT and c.expiry.date() > self.time.date()
+        ]
+        expiry = min(c.expiry for c in puts)
+        chosen = sorted((c for c in puts if c.expiry == expiry), key=lambda c: c.strike)
+        self.short, self.long = chosen[-3].symbol, chosen[-6].symbol
+        for symbol in (self.short, self.long):
+            self.add_option_contract(symbol)
+        legs = [Leg.create(self.short, -1), Leg.create(self.long, 1)]
+        self.placed = (self.time, self._step_index)
+        self.tickets = self.combo_limit_order(legs, self.quantity, self.limit, asynchronous=True, tag="spread")
+        self.on_placed()
+
+    def on_placed(self) -> None:
+        pass
+
+    def on_order_event(self, order_event: Any) -> None:
+        self.seen.append((order_event.order_id, order_event.status, self.time, self._step_index, order_event))
+
+
+def _fills(algorithm: Any) -> List[Any]:
+    """The fills of the spread's two legs (order ids 1 and 2; later ids are expiries)."""
+    return [entry for entry in algorithm.seen if entry[1] == OrderStatus.FILLED and entry[0] in (1, 2)]
+
+
+def test_combo_limit_fills_from_the_next_step_each_leg_at_its_own_side_when_the_sum_crosses() -> None:
+    """BacktestingBrokerage.Scan skips a non-market order on the bar it was placed; FillModel.ComboLimitFill prices
+    each leg from its own direction's quote (GetPrices: ask for a buy leg, bid for a sell leg), sums price x ratio
+    and, for a buying group (combo quantity > 0), fills every leg completely when the sum is below the limit, each
+    at the leg's price (not at the limit)."""
+    deployment = _deploy(_PutSpread, live_mode=False)
+    algorithm = deployment.algorithm
+    placed_index = algorithm.placed[1]
+    fills = _fills(algorithm)
+    assert {entry[0] for entry in fills} == {1, 2} and len(fills) == 2, "both legs, all at once"
+    step = {entry[3] for entry in fills}
+    assert step == {placed_index + 1}, "not on the bar it was placed, on the next one"
+    index = placed_index + 1
+    _, short_bid, _ = deployment.brokerage.quote(algorithm.short, index)
+    _, _, long_ask = deployment.brokerage.quote(algorithm.long, index)
+    by_id = {entry[0]: entry[4] for entry in fills}
+    assert by_id[1].fill_price == short_bid and by_id[1].fill_quantity == -2
+    assert by_id[2].fill_price == long_ask and by_id[2].fill_quantity == 2
+    assert -short_bid + long_ask < -0.01, "the credit was more than the limit asked"
+    assert algorithm.tickets[0].order_type.name == "COMBO_LIMIT"
+
+
+def test_a_credit_combo_limit_does_not_fill_while_the_credit_is_below_the_limit() -> None:
+    """FillModel.ComboLimitFill, buying group: `currentPrice < limitPrice` strictly; a limit asking more credit
+    than the spread's width never fills (the order stays SUBMITTED, nothing held)."""
+
+    class Greedy(_PutSpread):
+        limit = -50.0
+
+    deployment = _deploy(Greedy, live_mode=False)
+    algorithm = deployment.algorithm
+    assert _fills(algorithm) == []
+    assert [entry[1] for entry in algorithm.seen] == [OrderStatus.SUBMITTED, OrderStatus.SUBMITTED]
+    assert deployment.brokerage.holding_quantities() == {}
+
+
+def test_a_selling_combo_group_compares_the_sum_from_above() -> None:
+    """FillModel.ComboLimitFill, selling group (combo quantity < 0): leg ratio = leg quantity / combo quantity,
+    fills when the sum is strictly above the limit, each leg at the High of its own side's bar."""
+
+    class Seller(_PutSpread):
+        quantity = -2  # legs (-1 short, +1 long) x -2: buys the higher strike, sells the lower
+        limit = 0.01  # ratios -1/+1: -ask(higher) + bid(lower) is negative, never above 0.01
+
+    deployment = _deploy(Seller, live_mode=False)
+    assert _fills(deployment.algorithm) == []
+
+    class CheapSeller(Seller):
+        limit = -50.0
+
+    deployment = _deploy(CheapSeller, live_mode=False)
+    algorithm = deployment.algorithm
+    by_id = {entry[0]: entry[4] for entry in _fills(algorithm)}
+    index = algorithm.placed[1] + 1
+    _, _, higher_ask = deployment.brokerage.quote(algorithm.short, index)
+    _, lower_bid, _ = deployment.brokerage.quote(algorithm.long, index)
+    assert by_id[1].fill_quantity == 2 and by_id[1].fill_price == higher_ask
+    assert by_id[2].fill_quantity == -2 and by_id[2].fill_price == lower_bid
+
+
+def test_combo_limit_order_refuses_a_zero_limit_leg_limits_and_legs_sharing_a_divisor() -> None:
+    """QCAlgorithm.ComboLimitOrder: ArgumentException "ComboLimitOrder requires a limit price" for 0, "...does not
+    support limit prices for individual legs" for a leg with OrderPrice; SubmitComboOrder's CheckComboOrderSizing
+    refuses legs whose quantities share a divisor. Nothing reaches the broker."""
+
+    class Refused(_PutSpread):
+        def on_placed(self) -> None:
+            for legs, limit in (
+                ([Leg.create(self.short, -1), Leg.create(self.long, 1)], 0.0),
+                ([Leg.create(self.short, -1, 1.5), Leg.create(self.long, 1)], -1.0),
+                ([Leg.create(self.short, -2), Leg.create(self.long, 2)], -1.0),
+            ):
+                try:
+                    self.combo_limit_order(legs, 1, limit, asynchronous=True)
+                except ValueError as error:
+                    self.seen.append(str(error))
+
+    deployment = _deploy(Refused, live_mode=False)
+    errors = [entry for entry in deployment.algorithm.seen if isinstance(entry, str)]
+    assert errors[0] == "ComboLimitOrder requires a limit price"
+    assert errors[1] == "ComboLimitOrder does not support limit prices for individual legs"
+    assert errors[2].startswith("The global combo quantity should be used")
+    assert deployment.brokerage.submissions == 1, "only the spread itself was placed"
+
+
+def test_a_combo_limit_price_is_rounded_half_to_even_to_the_smallest_leg_increment() -> None:
+    """BrokerageTransactionHandler.RoundOrderPrices, case ComboLimit: the smallest of the legs' minimum price
+    variations at the leg order's Price (0 at submission), `Math.Round` (half to even): SPY options 0.01
+    (symbol properties `usa,[*],option`), SPX/SPXW options 0.05 (IndexOptionSymbolProperties below $3)."""
+    from tests.harness.transactions import combo_limit_increment, round_limit_price  # noqa: PLC0415
+
+    spy = Symbol.create("SPY", SecurityType.EQUITY)
+    spx = Symbol.create("SPX", SecurityType.INDEX)
+    spy_put = _contract(spy, OptionRight.PUT, 470.0, date(2024, 1, 12))
+    spx_put = _contract(spx, OptionRight.PUT, 4700.0, date(2024, 1, 12), european=True)
+    assert combo_limit_increment([spy_put, spy_put]) == 0.01
+    assert combo_limit_increment([spx_put, spx_put]) == 0.05
+    assert round_limit_price(-1.005, 0.01) == -1.0 and round_limit_price(-1.015, 0.01) == -1.02
+    assert round_limit_price(-1.125, 0.05) == -1.1 and round_limit_price(-1.175, 0.05) == -1.2
+
+    class Odd(_PutSpread):
+        limit = -0.015
+
+    group = _deploy(Odd, live_mode=False).algorithm.transactions.get_order_by_id(1).group_order_manager
+    assert group.limit_price == -0.02
+
+
+def test_updating_a_combo_limit_moves_the_whole_group_and_a_closed_order_refuses_updates() -> None:
+    """ComboLimitOrder.ApplyUpdateOrderRequest sets GroupOrderManager.LimitPrice (every leg's), rounded again
+    (RoundOrderPrices); BacktestingBrokerage.UpdateOrder sends UPDATE_SUBMITTED for the updated order; the fill
+    follows at the new limit, in the same step (Scan's same-bar skip compares the order's unchanged Time). A
+    filled order refuses: Messages.OrderResponse `InvalidStatus`."""
+
+    class Walker(_PutSpread):
+        limit = -50.0
+
+        def on_data(self, data: Any) -> None:
+            super().on_data(data)
+            if getattr(self, "tickets", None) and self.time.hour == 11 and not hasattr(self, "moved"):
+                self.moved = self.tickets[1].update_limit_price(-0.013)
+                self.moved_at = self._step_index
+            if self.time.hour == 12 and not hasattr(self, "late"):
+                self.late = self.tickets[0].update_limit_price(-0.5)
+
+    deployment = _deploy(Walker, live_mode=False)
+    algorithm = deployment.algorithm
+    assert algorithm.moved.is_success
+    updates = [entry for entry in algorithm.seen if entry[1] == OrderStatus.UPDATE_SUBMITTED]
+    assert [entry[0] for entry in updates] == [2], "one event, for the leg whose ticket was updated"
+    assert algorithm.transactions.get_order_by_id(1).group_order_manager.limit_price == -0.01
+    # the update keeps the order's Time, so Scan (after on_data of the same step) fills it at once
+    assert {entry[3] for entry in _fills(algorithm)} == {algorithm.moved_at}
+    assert not algorithm.late.is_success
+    assert algorithm.late.error_message == "Unable to update order with id 1 because it already has Filled status."
+
+
+def test_canceling_one_leg_of_a_combo_cancels_every_leg_of_its_group() -> None:
+    """BacktestingBrokerage.CancelOrder: `TryGetGroupOrders`, then each order of the group is removed from the
+    pending orders with its own CANCELED event."""
+
+    class Cancel(_PutSpread):
+        limit = -50.0
+
+        def on_placed(self) -> None:
+            self.transactions.cancel_order(self.tickets[0].order_id)
+
+    algorithm = _deploy(Cancel, live_mode=False).algorithm
+    canceled = [entry[0] for entry in algorithm.seen if entry[1] == OrderStatus.CANCELED]
+    assert canceled == [1, 2]
+    assert all(ticket.status == OrderStatus.CANCELED for ticket in algorithm.tickets)
+
+
+def test_a_combo_limit_has_no_exchange_open_check_and_can_fill_on_the_16_00_slice() -> None:
+    """FillModel.ComboLimitFill checks only for stale data, not `IsExchangeOpen` (the market fills do), so an order
+    placed on the 15:55 slice fills on the 16:00 one."""
+
+    class Late(_PutSpread):
+        at = (15, 55)
+
+    algorithm = _deploy(Late, live_mode=False, end=date(2024, 1, 8)).algorithm
+    assert {entry[2] for entry in _fills(algorithm)} == {datetime(2024, 1, 5, 16, 0)}

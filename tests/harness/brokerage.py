@@ -28,6 +28,22 @@ Exercise, assignment and expiry follow LEAN 24863901 (each with a test in tests/
   assigned in full when it is American and within 4 days of expiry (European: on its expiry date), more than
   5 % in the money against the underlying's close and `EstimateArbitragePnL` is positive; the exercise order
   carries the tag "Simulated option assignment before expiration".
+Combo limit orders follow Common/Orders/Fills/FillModel.cs `ComboLimitFill` (via `Fill`, case ComboLimit) and
+Brokerages/Backtesting/BacktestingBrokerage.cs `Scan` (LEAN 24863901; tests in tests/test_lean_conformance.py):
+- not on the bar they were placed (Scan skips a non-market order whose Time is the current UtcTime): from the
+  next step on; ComboLimitFill itself has no exchange-open check (unlike the market fills), so a combo limit can
+  fill on the 16:00 slice;
+- each leg is priced from the quote side of its own order's direction (`GetPrices`: the ask bar for a buying
+  leg, the bid bar for a selling one), taking that bar's Low when the group buys (combo quantity > 0) and its
+  High when it sells; the combo's price is the sum of leg price x leg ratio (leg quantity / combo quantity,
+  `ComboLimitOrderLegParameters.Price`, equity legs / 100);
+- a buying group fills when that sum is strictly below the limit, a selling group when strictly above; then
+  every leg fills completely at once, each at the leg price used above (not at the limit);
+- the limit is signed: with our positive combo quantity a credit structure has a negative sum, so limit -1.00
+  means "receive at least a little more than 1.00 per unit".
+Differs from LEAN for combo limits: the harness's quote bars are one price per step, so Low and High are the
+step's bid or ask; every contract has a quote at every step, so LEAN's stale-data refusal (a leg's last bar
+ending before the order time) never applies; leg faults other than `reject` are not applied to them.
 Differs from LEAN: no fees, no buying-power or margin checks; expiries are settled right after the expiry
 day's last bar (LEAN processes the delisting on the next tradable date, Engine/DataFeeds/Enumerators/
 DelistingEventProvider.cs `GetEvents`, so the last day of a backtest is never settled inside it); the
@@ -51,6 +67,14 @@ from tests.harness.market import SyntheticMarket
 from tests.harness.market_calendar import is_market_open
 
 OPEN, FILLED, CANCELED, REJECTED = "open", "filled", "canceled", "rejected"
+
+
+@dataclass
+class ComboLimit:
+    """A combo limit at the broker: the group's limit price and its combo quantity (for the leg ratios)."""
+
+    limit_price: float
+    quantity: int
 
 
 @dataclass
@@ -121,6 +145,7 @@ class SimulatedBrokerage:
         self.faults = faults or FaultPlan()
         self.holdings: Dict[Symbol, BrokerHolding] = {}
         self.orders: Dict[str, BrokerOrder] = {}
+        self.combo_limits: Dict[str, ComboLimit] = {}  # combo id -> its limit (combo limit orders only)
         self.submissions = 0
         self._next_broker_id = 0
         self._next_assignment_scan: Optional[datetime] = None
@@ -177,6 +202,36 @@ class SimulatedBrokerage:
                     order.status = REJECTED
                     updates.append(BrokerUpdate(order.broker_id, "reject", 0, 0.0, now, "rejected by the broker"))
         return orders, updates
+
+    def make_combo_limit(self, orders: Sequence[BrokerOrder], limit_price: float, quantity: int) -> None:
+        """The batch just placed is one combo limit order: its limit and combo quantity (for the leg ratios)."""
+        combo_id = orders[0].combo_id or f"C-{self.submissions}"
+        for order in orders:
+            order.combo_id = combo_id
+        self.combo_limits[combo_id] = ComboLimit(limit_price, quantity)
+
+    def update_limit(self, broker_id: str, limit_price: float) -> None:
+        """A new limit for the combo limit order `broker_id` belongs to (BacktestingBrokerage.UpdateOrder)."""
+        order = self.orders.get(broker_id)
+        if order is not None and order.combo_id in self.combo_limits:
+            self.combo_limits[order.combo_id].limit_price = limit_price
+
+    def _combo_limit_fills(self, legs: Sequence[BrokerOrder], index: int) -> List[BrokerUpdate]:
+        """FillModel.ComboLimitFill for one combo at step `index`: all legs at once, or nothing."""
+        combo = self.combo_limits[str(legs[0].combo_id)]
+        if any(index < leg.ready_index or not self.tradable(leg.symbol, index) for leg in legs):
+            return []
+        total = 0.0
+        for leg in legs:
+            _, bid, ask = self.quote(leg.symbol, index)
+            ratio = leg.quantity / combo.quantity
+            if leg.symbol.security_type == SecurityType.EQUITY:
+                ratio /= 100
+            total += (ask if leg.quantity > 0 else bid) * ratio
+        crosses = total < combo.limit_price if combo.quantity > 0 else total > combo.limit_price
+        if not crosses:
+            return []
+        return [self._fill(leg, leg.remaining, index) for leg in legs]
 
     def cancel(self, broker_id: str, now: datetime) -> Optional[BrokerUpdate]:
         order = self.orders.get(broker_id)
@@ -236,8 +291,12 @@ class SimulatedBrokerage:
         updates: List[BrokerUpdate] = []
         now = self.market.steps[index].time
         combos: Dict[str, List[BrokerOrder]] = {}
+        limit_combos: Dict[str, List[BrokerOrder]] = {}
         for order in list(self.orders.values()):
             if order.status != OPEN or (only is not None and order.broker_id not in only):
+                continue
+            if order.combo_id in self.combo_limits:
+                limit_combos.setdefault(str(order.combo_id), []).append(order)
                 continue
             if order.combo_id is not None and all(
                 leg.fault is None for leg in self.orders.values() if leg.combo_id == order.combo_id
@@ -254,6 +313,8 @@ class SimulatedBrokerage:
             # all-or-nothing: every leg must be fillable now
             if all(self._leg_due(leg, index) == leg.remaining for leg in legs):
                 updates.extend(self._fill(leg, leg.remaining, index) for leg in legs)
+        for legs in limit_combos.values():
+            updates.extend(self._combo_limit_fills(legs, index))
         order_of = {broker_id: position for position, broker_id in enumerate(self.orders)}
         updates.sort(key=lambda update: order_of[update.broker_id])
         return updates

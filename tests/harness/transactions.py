@@ -23,13 +23,31 @@ events come one at a time, each applied to the portfolio before the handler sees
 Underlying: <close>", an assignment's message followed by the order tag), then, for physical delivery in the
 money, the underlying under the SAME order id at the strike (`is_assignment` False, message "Option Assignment"
 or "Option Exercise"). Cash settlement credits the account with the option's event.
+Combo limit orders (LEAN 24863901; fills: tests/harness/brokerage.py):
+- `combo_limit_order` builds a ComboLimit order per leg sharing one GroupOrderManager that holds the limit price
+  (Algorithm/QCAlgorithm.Trading.cs `ComboLimitOrder` -> `SubmitComboOrder`; Common/Orders/ComboLimitOrder.cs);
+- the limit is rounded to the smallest minimum price variation of the legs, judged at the leg order's Price (0 at
+  submission: 0.01 for equity options and equities, 0.05 for index options), half to even
+  (Engine/TransactionHandlers/BrokerageTransactionHandler.cs `RoundOrderPrices`, case ComboLimit; C# Math.Round);
+- `ticket.update_limit_price(p)` on any leg sets the group's limit (ComboLimitOrder `ApplyUpdateOrderRequest`),
+  rounded again, and the backtesting brokerage answers with one UPDATE_SUBMITTED event for that leg
+  (BrokerageTransactionHandler `UpdateOrder`/`HandleUpdateOrderRequest`, Brokerages/Backtesting/
+  BacktestingBrokerage.cs `UpdateOrder`); an order that is closed is refused with "Unable to update order with id
+  N because it already has <Status> status." (Messages.OrderResponse `InvalidStatus`), an unknown id with
+  "Unable to locate order with id N.";
+- canceling any leg of a combo cancels every open leg of its group, one CANCELED event each
+  (BacktestingBrokerage.cs `CancelOrder` over `TryGetGroupOrders`).
 Differs from LEAN: live asynchronous orders get their SUBMITTED event at the next step, together with the fill
-batch (LEAN processes them on its transaction thread at once; the brokerage fills when it fills).
+batch (LEAN processes them on its transaction thread at once; the brokerage fills when it fills). Only
+`update_limit_price` is modelled of the ticket's update methods (not `update(UpdateOrderFields)`); the limit
+update events arrive inside the call in live mode too. Open orders reloaded at a restart come back as plain
+orders without their group (the broker keeps matching the combo at its limit).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from tests.harness.brokerage import BrokerOrder, BrokerUpdate, SimulatedBrokerage
@@ -37,6 +55,7 @@ from tests.harness.faults import CrashPlan
 from tests.harness.lean_stub.enums import OrderStatus, OrderType, SecurityType
 from tests.harness.lean_stub.orders import GroupOrderManager, Leg, Order, OrderEvent, OrderTicket
 from tests.harness.lean_stub.symbols import Symbol
+from tests.harness.market import minimum_tick
 
 if TYPE_CHECKING:
     from tests.harness.lean_stub.algorithm import QCAlgorithm
@@ -58,6 +77,27 @@ def zero_price_message(symbol: Symbol) -> str:
         "it. In live trading this can mean you do not have an active subscription to the asset class you're "
         "trying to trade. If using custom data make sure you've set the 'Value' property."
     )
+
+
+def combo_limit_increment(symbols: Sequence[Symbol]) -> float:
+    """BrokerageTransactionHandler.RoundOrderPrices, case ComboLimit: the smallest minimum price variation among
+    the legs, asked at the leg order's Price, which is 0 before any fill (so index options give 0.05,
+    IndexOptionSymbolProperties `MinimumPriceVariationForPrice` below $3; equity options 0.01, symbol properties
+    `usa,[*],option`; equities 0.01)."""
+    increments = []
+    for symbol in symbols:
+        if symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION):
+            underlying = symbol.underlying.value if symbol.underlying is not None else symbol.id.symbol
+            increments.append(minimum_tick(underlying, 0.0))
+        else:
+            increments.append(0.01)
+    return min(increments)
+
+
+def round_limit_price(price: float, increment: float) -> float:
+    """`Math.Round(price / increment) * increment` on decimals: C#'s default rounding is half to even."""
+    steps = (Decimal(str(price)) / Decimal(str(increment))).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return float(steps * Decimal(str(increment)))
 
 
 class OrderResponse:
@@ -112,9 +152,44 @@ class Transactions:
             return OrderResponse(False, f"Unable to locate order with id {order_id}")
         if order.status.is_closed:
             return OrderResponse(False, f"Order {order_id} is already {order.status.name}")
-        updates = [u for u in (self._brokerage.cancel(b, self._algorithm.utc_time) for b in order.broker_id) if u]
+        group = order.group_order_manager
+        legs = [self._orders[i] for i in group.order_ids] if group is not None else [order]
+        now = self._algorithm.utc_time
+        broker_ids = [b for leg in legs if not leg.status.is_closed for b in leg.broker_id]
+        updates = [u for u in (self._brokerage.cancel(b, now) for b in broker_ids) if u]
         self.apply_updates(updates)
         return OrderResponse(bool(updates))
+
+    def update_limit_price(self, order_id: int, limit_price: float, tag: Optional[str] = None) -> OrderResponse:
+        """BrokerageTransactionHandler.UpdateOrder/HandleUpdateOrderRequest for a limit price: refused for an
+        unknown, not yet submitted or closed order; a combo limit takes it for the whole group, rounded
+        (RoundOrderPrices); BacktestingBrokerage.UpdateOrder answers with UPDATE_SUBMITTED for this order."""
+        order = self._orders.get(order_id)
+        if order is None:
+            return OrderResponse(False, f"Unable to locate order with id {order_id}.")
+        if order.status == OrderStatus.NEW:
+            return OrderResponse(
+                False,
+                f"Unable to update or cancel order with id {order_id} and status {order.status.name.title()} "
+                "because the submit confirmation has not been received yet.",
+            )
+        if order.status.is_closed:
+            status = "".join(part.title() for part in order.status.name.split("_"))
+            return OrderResponse(
+                False, f"Unable to update order with id {order_id} because it already has {status} status."
+            )
+        group = order.group_order_manager
+        if order.type != OrderType.COMBO_LIMIT or group is None:
+            raise NotImplementedError("the harness models limit updates of combo limit orders only")
+        symbols = [self._orders[i].symbol for i in group.order_ids]
+        group.limit_price = round_limit_price(limit_price, combo_limit_increment(symbols))
+        if tag is not None:
+            order.tag = tag
+        for leg_id in group.order_ids:
+            for broker_id in self._orders[leg_id].broker_id:
+                self._brokerage.update_limit(broker_id, group.limit_price)
+        self._dispatch([self._event(order, OrderStatus.UPDATE_SUBMITTED, self._algorithm.utc_time)])
+        return OrderResponse(True)
 
     def cancel_open_orders(self) -> List[OrderResponse]:
         return [self.cancel_order(order.id) for order in self.get_open_orders()]
@@ -149,8 +224,8 @@ class Transactions:
             return NO_DATA_MESSAGE  # OrderResponseErrorCode.SecurityHasNoData
         return ""
 
-    def submit(
-        self, legs: Sequence[Leg], quantity: int, tag: str, asynchronous: bool, combo: bool
+    def submit(  # noqa: PLR0917
+        self, legs: Sequence[Leg], quantity: int, tag: str, asynchronous: bool, combo: bool, limit_price: float = 0.0
     ) -> List[OrderTicket]:
         algorithm = self._algorithm
         now = algorithm.utc_time
@@ -162,28 +237,37 @@ class Transactions:
                 ticket.message = problem
                 return [ticket]
         group = None
+        order_type = OrderType.COMBO_MARKET if combo else OrderType.MARKET
+        limit: Optional[Tuple[float, int]] = None
         if combo:
             self._next_group_id += 1
             group = GroupOrderManager(self._next_group_id, int(quantity), len(legs))
+            if limit_price:
+                order_type = OrderType.COMBO_LIMIT
+                group.limit_price = round_limit_price(limit_price, combo_limit_increment([leg.symbol for leg in legs]))
+                limit = (group.limit_price, int(quantity))
         tickets: List[OrderTicket] = []
         for symbol, leg_quantity in orders_requested:
             self._next_order_id += 1
-            order_type = OrderType.COMBO_MARKET if combo else OrderType.MARKET
             order = Order(self._next_order_id, symbol, leg_quantity, order_type, tag, now, group_order_manager=group)
             if group is not None:
                 group.order_ids.append(order.id)
             self._orders[order.id] = order
-            ticket = OrderTicket(order.id, symbol, leg_quantity, tag, algorithm.time, order_type)
+            ticket = OrderTicket(order.id, symbol, leg_quantity, tag, algorithm.time, order_type, transactions=self)
             self._tickets[order.id] = ticket
             tickets.append(ticket)
         self._crash_plan.point("order-submit", f"before {tag}")
         index = algorithm._step_index if algorithm._step_index is not None else -1
         at_step = algorithm.exchange_is_open_now()
-        if not algorithm.live_mode:
+        if limit is not None:
+            ready = index + 1  # BacktestingBrokerage.Scan: only market orders fill on the bar they were placed
+        elif not algorithm.live_mode:
             ready = index if at_step else index + 1
         else:
             ready = index if at_step and not asynchronous else index + 1
         broker_orders, rejects = self._brokerage.place(orders_requested, tag, now, ready, combo)
+        if limit is not None:
+            self._brokerage.make_combo_limit(broker_orders, *limit)
         for ticket, broker_order in zip(tickets, broker_orders, strict=True):
             order = self._orders[ticket.order_id]
             order.broker_id.append(broker_order.broker_id)
@@ -349,7 +433,9 @@ class Transactions:
                 broker_id=[broker_order.broker_id],
             )
             self._orders[order.id] = order
-            ticket = OrderTicket(order.id, order.symbol, order.quantity, order.tag, now, status=OrderStatus.SUBMITTED)
+            ticket = OrderTicket(
+                order.id, order.symbol, order.quantity, order.tag, now, status=OrderStatus.SUBMITTED, transactions=self
+            )
             self._tickets[order.id] = ticket
             self._by_broker_id[broker_order.broker_id] = order.id
             loaded.append((order.id, broker_order.broker_id))

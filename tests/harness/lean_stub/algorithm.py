@@ -11,7 +11,8 @@ until the end of start-up (QCAlgorithm.PostInitialize); `time` is naive New York
 `_algorithmId = ""`; Engine/Engine.cs calls `algorithm.SetAlgorithmId(job.AlgorithmId)` after `Setup.Setup`
 returns, right before `SetLocked`; LEAN 24863901). `combo_market_order` raises ValueError (for LEAN's
 ArgumentException) when the GCD of the leg quantities is not 1 (Algorithm/QCAlgorithm.Trading.cs
-`CheckComboOrderSizing`, called by `SubmitComboOrder`).
+`CheckComboOrderSizing`, called by `SubmitComboOrder`); so does `combo_limit_order`, which also refuses a
+zero limit and legs with their own limit price (`ComboLimitOrder`).
 A security has a price only once it has data (Common/Securities/Security.cs `HasData`): from its first slice,
 at once when it is a chain contract of the option universe, or when seeded (`settings.seed_initial_prices`,
 Common/AlgorithmSettings.cs `SeedInitialPrices`, default False, applied in Common/Securities/SecurityService.cs
@@ -265,6 +266,24 @@ class QCAlgorithm(Charting):
     ) -> List[OrderTicket]:
         check_combo_order_sizing(list(legs), int(quantity))
         return self.transactions.submit(list(legs), int(quantity), tag, asynchronous, combo=True)
+
+    def combo_limit_order(  # noqa: PLR0917
+        self,
+        legs: List[Leg],
+        quantity: int,
+        limit_price: float,
+        asynchronous: bool = False,
+        tag: str = "",
+        order_properties: object = None,
+    ) -> List[OrderTicket]:
+        """QCAlgorithm.ComboLimitOrder (Algorithm/QCAlgorithm.Trading.cs): ArgumentException (ValueError here) for
+        a zero limit or a leg with its own limit price, then SubmitComboOrder (CheckComboOrderSizing first)."""
+        if limit_price == 0:
+            raise ValueError("ComboLimitOrder requires a limit price")
+        if any(leg.order_price for leg in legs):
+            raise ValueError("ComboLimitOrder does not support limit prices for individual legs")
+        check_combo_order_sizing(list(legs), int(quantity))
+        return self.transactions.submit(list(legs), int(quantity), tag, asynchronous, True, float(limit_price))
 
     def apply_fill(self, symbol: Symbol, quantity: float, price: float, settle_cash: bool = True) -> None:
         """The portfolio side of a fill (holding + cash); auto-subscribes a symbol it does not know."""

@@ -28,6 +28,8 @@ class OrderType(IntEnum):
     MARKET_ON_OPEN = 4
     OPTION_EXERCISE = 6
     COMBO_MARKET = 9
+    COMBO_LIMIT = 10
+    COMBO_LEG_LIMIT = 11
 
 
 class OrderDirection(IntEnum):

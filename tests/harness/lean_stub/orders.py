@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from tests.harness.lean_stub.enums import OrderDirection, OrderStatus, OrderType
 from tests.harness.lean_stub.symbols import Symbol
@@ -27,10 +27,20 @@ class Leg:
 
 @dataclass
 class GroupOrderManager:
+    """Common/Orders/GroupOrderManager.cs: one per combo, shared by its legs. `limit_price` is the combo's
+    (ComboLimitOrder keeps it here, not on the legs); `direction` is the sign of the combo quantity."""
+
     id: int
     quantity: int
     count: int
     order_ids: List[int] = field(default_factory=list)
+    limit_price: float = 0.0
+
+    @property
+    def direction(self) -> OrderDirection:
+        if self.quantity > 0:
+            return OrderDirection.BUY
+        return OrderDirection.SELL if self.quantity < 0 else OrderDirection.HOLD
 
 
 @dataclass
@@ -89,6 +99,15 @@ class OrderTicket:
     average_fill_price: float = 0.0
     order_events: List[OrderEvent] = field(default_factory=list)
     message: str = ""
+    transactions: Any = field(default=None, repr=False, compare=False)  # the harness's Transactions
+
+    def update_limit_price(self, limit_price: float, tag: Optional[str] = None) -> OrderResponse:
+        """Common/Orders/OrderTicket.cs `UpdateLimitPrice`: an UpdateOrderRequest with only the limit price
+        (tests/harness/transactions.py `update_limit_price` follows its handling)."""
+        if self.transactions is None:
+            return OrderResponse(False, f"Unable to locate order with id {self.order_id}.")
+        response: OrderResponse = self.transactions.update_limit_price(self.order_id, float(limit_price), tag)
+        return response
 
     @property
     def quantity_remaining(self) -> float:
