@@ -18,22 +18,21 @@ Start sequence (see README "What happens on a restart"):
 """
 
 import builtins
-import math
 import threading
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Iterable
 
 from persistence.keys import Namespace
 from persistence.ports import ObjectStorePort
 from core.records import AuditRecord, Right
 from persistence.store import StateStore
-from core.contracts import contract_key
-from engine.dashboard import ChartPort, Dashboard, DashboardFacts, SeriesSpec, Thresholds, recovery_steps_since
+from core.contracts import combo_ratio, contract_key
+from engine.dashboard import ChartPort, Dashboard, SeriesSpec, Thresholds, facts_of
 from engine.engine import TradingEngine
 from engine.limits import record_limits
 from core.params import Params
-from core.selection import REFERENCE_PRICE, filter_reach
+from core.selection import REFERENCE_PRICE, listed_strikes
+from strategies import build_strategies
 from core.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
@@ -143,16 +142,6 @@ class LeanLog:
         self._algorithm.error(message)
 
 
-def combo_ratio(quantities: Iterable[int]) -> tuple[List[int], int]:
-    """(leg ratios with GCD 1, units) such that ratio x units == quantity for every leg."""
-    signed = [int(quantity) for quantity in quantities]
-    units = 0
-    for quantity in signed:
-        units = math.gcd(units, quantity)
-    units = max(units, 1)
-    return [quantity // units for quantity in signed], units
-
-
 # -- LEAN charts and runtime statistics (what to show: engine/dashboard.py) -------------------------------------
 
 
@@ -194,19 +183,9 @@ class LeanDashboard:
 
     def sample(self, daily: bool, force: bool = False) -> None:
         try:
-            snapshot = self._engine.snapshot()
             audit = self._store.get("audit")
-            risk = snapshot.risk
-            facts = DashboardFacts(
-                now=self._algorithm.time,
-                states={sid: record.state for sid, record in snapshot.strategies.items()},
-                drawdown=snapshot.drawdown,
-                breaker=risk.breaker.value if risk is not None else "NONE",
-                open_positions=len(snapshot.open_positions()),
-                recovery_steps=recovery_steps_since(audit if isinstance(audit, AuditRecord) else None, self._since),
-                store_keys=len(self._port.sizes),
-                store_bytes=sum(self._port.sizes.values()),
-            )
+            audit = audit if isinstance(audit, AuditRecord) else None
+            facts = facts_of(self._engine.snapshot(), audit, self._since, self._algorithm.time, self._port.sizes)
             self._dashboard.sample(facts, daily, force)
         except builtins.Exception as error:  # `from System import *` shadows Exception in the stubs' view
             self._algorithm.error(f"charts: sample failed: {error!r}")
@@ -432,6 +411,7 @@ class CrashSafeTemplate(QCAlgorithm):
 
         self._log = LeanLog(self)
         self._params = Params.from_parameters(self._parameter_or_none)
+        self._strategies = build_strategies(self._parameter_or_none, self._params)
         # first day: a generous reference level; from the first bar on, the real price (once a day)
         self._set_option_filter(REFERENCE_PRICE.get(self.underlying_ticker, 1000.0))
         self._engine: Optional[TradingEngine] = None
@@ -463,9 +443,9 @@ class CrashSafeTemplate(QCAlgorithm):
             prefix=self.get_parameter("state-namespace", "crashsafe"),
         )
         store_port = LeanObjectStore(self)
-        limits = record_limits(self._params)
+        limits = record_limits(self._strategies)
         self._store = StateStore(store_port, namespace, lambda: self.utc_time, self._log, record_limits=limits)
-        self._engine = TradingEngine(self._store, LeanBroker(self), self._params, self._log)
+        self._engine = TradingEngine(self._store, LeanBroker(self), self._params, self._log, self._strategies)
         with self._lock:
             self._engine.start(self.time)
         self._dashboard = LeanDashboard(self, self._engine, self._store, store_port, self._params)
@@ -639,12 +619,12 @@ class CrashSafeTemplate(QCAlgorithm):
             self._set_option_filter(self.session_open)  # the universe selection after this uses it
 
     def _set_option_filter(self, spot: float) -> None:
-        """The option subscription lists what the rules choose: strikes down to LT112's naked puts (counted in
-        listed strikes, OptionFilterUniverse.Strikes) and up to the 0DTE call wings, expiries out to LT112's."""
-        params = self._params
-        max_days = params.lt112_dte + params.lt112_dte_window + 10
-        call_reach = spot * 0.03 + params.zero_dte_width
-        below, above = filter_reach(params.lt112_naked_put_delta, max_days, spot, self.underlying_ticker, call_reach)
+        """Subscribe what every strategy's rules may choose (Strategy.option_reach), counted in listed strikes
+        (OptionFilterUniverse.Strikes) and out to the longest expiry any of them needs."""
+        reaches = [strategy.option_reach(spot) for strategy in self._strategies if strategy.enabled]
+        below = listed_strikes(max((r.points_below for r in reaches), default=0.0), self.underlying_ticker)
+        above = listed_strikes(max((r.points_above for r in reaches), default=0.0), self.underlying_ticker)
+        max_days = max((r.max_days for r in reaches), default=0)
         self._option.set_filter(-below, above, timedelta(0), timedelta(max_days))
 
     def _underlying_close(self) -> Optional[float]:

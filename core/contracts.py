@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from core.records import Right
 
@@ -42,3 +43,14 @@ def parse_contract_key(key: str) -> Optional[Tuple[str, date, Right, float]]:
         return underlying, datetime.strptime(day, "%Y%m%d").date(), Right(right), float(strike)
     except ValueError:
         return None
+
+
+def combo_ratio(quantities: Iterable[int]) -> Tuple[List[int], int]:
+    """(leg ratios with GCD 1, units) such that ratio x units == quantity for every leg: the form LEAN's combo
+    orders take (Algorithm/QCAlgorithm.Trading.cs `CheckComboOrderSizing` refuses legs whose ratios share a factor)."""
+    signed = [int(quantity) for quantity in quantities]
+    units = 0
+    for quantity in signed:
+        units = math.gcd(units, quantity)
+    units = max(units, 1)
+    return [quantity // units for quantity in signed], units

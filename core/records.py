@@ -77,6 +77,14 @@ class BreakerLevel(StrEnum):
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One of a strategy's own per-position facts (strategies.base.EntryPlan.facts): a name and a number."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
 class TransitionEntry:
     from_state: StrategyState
     to_state: StrategyState
@@ -144,6 +152,9 @@ class OrderGroupRecord:
     credit: Optional[float] = None
     credit_symbols: Tuple[str, ...] = ()
     stop_cap: Optional[float] = None
+    # v4: the strategy's own facts of the plan (strategies.base.EntryPlan.facts), sorted by name; the position
+    # built from this entry takes them over
+    facts: Tuple[Fact, ...] = ()
 
     @property
     def record_name(self) -> str:
@@ -185,6 +196,9 @@ class PositionRecord:
     # v4: the credit actually received for the legs the targets measure (the NPs of an LT112, every leg of a
     # 0DTE), from the entry fills, account currency, positive; None when unknown (an older or adopted position)
     credit_received: Optional[float] = None
+    # v5: the owning strategy's own per-position facts, sorted by name (Strategy.fact reads them); () for a
+    # position opened before v5 or adopted by recovery
+    facts: Tuple[Fact, ...] = ()
 
     @property
     def record_name(self) -> str:
@@ -311,8 +325,10 @@ FORBIDDEN_FIELDS = frozenset(
 
 
 def _check_no_forbidden_fields() -> None:
-    for cls in [*SCHEMA_OF, LegRecord, ContractRecord, TransitionEntry, AuditEntry, DrawdownPoint, StrategyLosses]:
-        assert is_dataclass(cls)
+    nested = [LegRecord, ContractRecord, TransitionEntry, AuditEntry, DrawdownPoint, StrategyLosses, Fact]
+    for cls in [*SCHEMA_OF, *nested]:
+        if not is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not a dataclass")
         bad = {f.name for f in fields(cls)} & FORBIDDEN_FIELDS
         if bad:
             raise TypeError(f"{cls.__name__} declares derived fields {sorted(bad)}; records hold facts only")
@@ -329,6 +345,7 @@ __all__ = [
     "BreakerLevel",
     "ContractRecord",
     "DrawdownPoint",
+    "Fact",
     "GroupPurpose",
     "GroupStatus",
     "LegRecord",

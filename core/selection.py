@@ -99,20 +99,13 @@ def strike_for_delta(spot: float, target_abs_delta: float, right: Right, vol: fl
 STRIKE_STEP = {"SPY": 1.0, "SPX": 5.0, "SPXW": 5.0}
 # ours: an upper price level of each underlying, for the filter of the first day before any price is known
 REFERENCE_PRICE = {"SPY": 700.0, "SPX": 7000.0, "SPXW": 7000.0}
-_STRESS_VOL = 0.40  # a stressed put-wing volatility: the filter must still reach the 5-delta put with skew
+STRESS_VOL = 0.40  # a stressed put-wing volatility: the filter must still reach the 5-delta put with skew
 
 
-def filter_reach(naked_delta: float, max_days: int, spot: float, underlying: str, call_reach: float) -> Tuple[int, int]:
-    """(strikes below spot, strikes above spot) the option subscription must list so the rules' contracts are in
-    the chain: below, the put with half the naked-put delta at a stressed 40 % vol and the longest LT112 expiry
-    (a 5-delta put at 120 DTE with skew sits 20-30 % below spot); above, `call_reach` points (0DTE call wings).
-    Counted in listed strikes of the underlying's spacing; LEAN's OptionFilterUniverse.Strikes counts listed
-    strikes from the one nearest the underlying price."""
-    step = STRIKE_STEP.get(underlying, 1.0)
-    lowest = strike_for_delta(spot, naked_delta / 2.0, Right.PUT, _STRESS_VOL, max(1, max_days) / 365.0)
-    below = int((spot - lowest) / step) + 1
-    above = int(call_reach / step) + 1
-    return below, above
+def listed_strikes(points: float, underlying: str) -> int:
+    """How many listed strikes of the underlying's spacing cover `points` from the price, plus the one nearest
+    it: what LEAN's OptionFilterUniverse.Strikes counts (listed strikes from the one nearest the underlying)."""
+    return int(max(0.0, points) / STRIKE_STEP.get(underlying, 1.0)) + 1
 
 
 def by_delta_or_fraction(  # noqa: PLR0917 (the rule's numbers, in the rule's order)

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set, Tuple
 
-from core.params import Params
+from core.params import Params, rules_hash
 from core.ports import BrokerPort, LogPort, MarketView
 from core.records import (
     DrawdownPoint,
@@ -33,19 +33,12 @@ from engine.protocols import (
     EngineSnapshot,
     EngineStore,
     RiskLike,
-    RulesLike,
 )
-from strategies.base import usable
+from engine.safe_call import StrategyCalls
+from strategies import default_strategies
+from strategies.base import Strategy, usable
 
 RiskFactory = Callable[[Optional[RiskRecord], Params, datetime], RiskLike]
-
-
-def default_rules(params: Params) -> Sequence[RulesLike]:
-    """LT112 and the Friday 0DTE, per params (imported here so the engine can be tested without them)."""
-    from strategies.lt112 import LT112Rules  # noqa: PLC0415
-    from strategies.zero_dte import ZeroDteRules  # noqa: PLC0415
-
-    return (LT112Rules(params), ZeroDteRules(params))
 
 
 def default_risk(record: Optional[RiskRecord], params: Params, now: datetime) -> RiskLike:
@@ -61,7 +54,7 @@ class EngineBase:
         broker: BrokerPort,
         params: Params,
         log: LogPort,
-        rules: Optional[Sequence[RulesLike]] = None,
+        rules: Optional[Sequence[Strategy[Any]]] = None,
         *,
         risk_factory: Optional[RiskFactory] = None,
         unfilled_timeout: timedelta = UNFILLED_ORDER_TIMEOUT,
@@ -70,11 +63,13 @@ class EngineBase:
         self._broker = broker
         self._params = params
         self._log = log
-        chosen = default_rules(params) if rules is None else rules
-        self._rules: Dict[str, RulesLike] = {r.strategy_id: r for r in chosen}
+        chosen = default_strategies(params) if rules is None else rules
+        self._rules: Dict[str, Strategy[Any]] = {r.strategy_id: r for r in chosen}
+        self._calls = StrategyCalls(log)  # every strategy hook goes through it (engine/safe_call.py)
         self._risk_factory: RiskFactory = risk_factory or default_risk
         self._unfilled_timeout = unfilled_timeout
-        self._params_hash = params.params_hash()
+        # the identity of this rule set, stored with every record a strategy writes
+        self._params_hash = rules_hash([params, *(r.config for _, r in sorted(self._rules.items()))])
         self._machines: Dict[str, StrategyMachine] = {}
         self._groups: Dict[str, OrderGroupRecord] = {}
         self._positions: Dict[str, PositionRecord] = {}
@@ -282,4 +277,4 @@ class EngineBase:
         raise NotImplementedError
 
 
-__all__ = ["EngineBase", "RiskFactory", "default_risk", "default_rules"]
+__all__ = ["EngineBase", "RiskFactory", "default_risk"]

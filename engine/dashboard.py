@@ -32,6 +32,7 @@ from typing import Dict, List, Mapping, Optional, Protocol, Tuple
 
 from core.ports import LogPort
 from core.records import AuditRecord, StrategyState
+from engine.protocols import EngineSnapshot
 
 MAX_SERIES = 10  # Common/Packets/Controls.cs Controls(): MaximumChartSeries = 10
 MAX_POINTS_PER_SERIES = 4000  # Common/Packets/Controls.cs Controls(): MaximumDataPointsPerChartSeries = 4000
@@ -187,6 +188,24 @@ def recovery_steps_since(audit: Optional[AuditRecord], since: datetime) -> int:
     return sum(1 for entry in audit.entries if entry.kind in RECOVERY_KINDS and entry.at >= since)
 
 
+def facts_of(
+    snapshot: EngineSnapshot, audit: Optional[AuditRecord], since: datetime, now: datetime, sizes: Mapping[str, int]
+) -> DashboardFacts:
+    """One sample from the engine's snapshot, the audit trail (recovery steps since `since`, UTC) and the stored
+    value sizes by key."""
+    risk = snapshot.risk
+    return DashboardFacts(
+        now=now,
+        states={sid: record.state for sid, record in snapshot.strategies.items()},
+        drawdown=snapshot.drawdown,
+        breaker=risk.breaker.value if risk is not None else "NONE",
+        open_positions=len(snapshot.open_positions()),
+        recovery_steps=recovery_steps_since(audit, since),
+        store_keys=len(sizes),
+        store_bytes=sum(sizes.values()),
+    )
+
+
 __all__ = [
     "MAX_POINTS_PER_SERIES",
     "MAX_SERIES",
@@ -196,5 +215,6 @@ __all__ = [
     "DashboardFacts",
     "SeriesSpec",
     "Thresholds",
+    "facts_of",
     "recovery_steps_since",
 ]

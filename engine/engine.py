@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import partial
 from typing import Dict, List, Optional
 
 from core.order_groups import apply_order_event, classify_event, find_group_for_event, is_done
@@ -24,19 +25,12 @@ from core.ports import EventStatus, MarketView, OrderEventData
 from core.records import OrderGroupRecord, PositionRecord, PositionStatus, StrategyState
 from core.state_machine import StrategyMachine
 from engine.exercise import EngineExercise
-from engine.facts import (
-    estimated_margin,
-    in_flight_groups_of,
-    net_fills,
-    open_positions_of,
-    plan_bp_fraction,
-)
+from engine.facts import in_flight_groups_of, net_fills, open_positions_of
 from engine.protocols import EngineSnapshot
 from engine.risk import with_point
+from strategies.base import conservative_margin
 
 RETIRED_SHOWN = 200  # retired groups (and positions) the snapshot still shows, newest kept
-# skip reasons that only say "not now" (checked before anything is computed): not worth a log line
-_ROUTINE_SKIPS = ("not the", "outside the entry window", "already entered", "lt112 disabled", "zero_dte disabled")
 _FILL_STATUSES = frozenset({EventStatus.FILLED, EventStatus.PARTIALLY_FILLED})
 
 
@@ -260,11 +254,9 @@ class TradingEngine(EngineExercise):
             elif rules is None or machine is None:
                 self._exit_position(position, "not managed by any strategy in this run: closing", None)
             elif owns:
-                try:
-                    reason = rules.exit_reason(view, position)
-                except Exception as error:
-                    self._log.error(f"engine: {position.strategy_id} exit rule failed: {error!r}")
-                    continue
+                reason = self._calls.call(
+                    position.strategy_id, "exit_reason", partial(rules.exit_reason, view, position), None
+                )
                 if reason:
                     self._exit_position(position, reason, machine)
 
@@ -294,19 +286,22 @@ class TradingEngine(EngineExercise):
                 size = risk.size_factor(strategy_id)
                 if size <= 0 or not risk.entries_allowed(view.vix, strategy_id):
                     continue
-                plan = rules.entry_plan(view, machine.record, size)
             except Exception as error:
-                self._log.error(f"engine: {strategy_id} entry rule failed: {error!r}")
+                self._log.error(f"engine: risk check of {strategy_id} failed: {error!r}")
                 continue
+            plan = self._calls.call(
+                strategy_id, "entry_plan", partial(rules.entry_plan, view, machine.record, size), None
+            )
             if plan is None:
-                self._log_skip(strategy_id, str(getattr(rules, "last_reason", "")), size)
+                if not rules.last_skip_routine:
+                    self._log_skip(strategy_id, rules.last_reason, size)
             elif self._buying_power_allows(strategy_id, size, view):
                 self._enter(machine, plan, view.vix)
 
     def _log_skip(self, strategy_id: str, reason: str, size_factor: float) -> None:
         """An entry moment that produced no plan is logged at info with the rule's reason (and its numbers, e.g.
-        a size of 0), once per reason a day; "not the entry day/window" is not news and is left out."""
-        if not reason or reason.startswith(_ROUTINE_SKIPS):
+        a size of 0), once per reason a day; the strategy marks "not the entry day/window" routine (not news)."""
+        if not reason:
             return
         key = (strategy_id, reason.split(" (", maxsplit=1)[0])  # the reason without its numbers
         if self._skips_logged.get(key) == self._now.date():
@@ -323,9 +318,9 @@ class TradingEngine(EngineExercise):
         used = view.margin_used
         source = "broker"
         if used is None or not math.isfinite(used):
-            used = estimated_margin(self._positions.values(), view.price, self._params)
+            used = self._estimated_margin(view.price)
             source = "estimated from open positions"
-        share = plan_bp_fraction(self._params, strategy_id) * size_factor
+        share = self._bp_share(strategy_id) * size_factor
         if math.isfinite(equity) and equity > 0 and (used + share * equity) / equity <= limit:
             return True
         today = view.now.date()
@@ -339,6 +334,39 @@ class TradingEngine(EngineExercise):
             )
             self._log.info(f"engine: {strategy_id} entry refused by buying power (VIX {view.vix}, limit {limit:.0%})")
         return False
+
+    def _bp_share(self, strategy_id: str) -> float:
+        """The strategy's own share of equity per full-size position; the largest one of this run for a strategy
+        that cannot say (its hook failed): refusing an entry too early is safer than committing too much."""
+        largest = max(
+            (self._calls.call(sid, "bp_share", s.bp_share, 1.0) for sid, s in sorted(self._rules.items())),
+            default=1.0,
+        )
+        strategy = self._rules.get(strategy_id)
+        if strategy is None:
+            return largest
+        return self._calls.call(strategy_id, "bp_share", strategy.bp_share, largest)
+
+    def _estimated_margin(self, spot: Optional[float]) -> float:
+        """Buying power in use when the platform cannot tell: each open position's owner estimates its own
+        (Strategy.margin_estimate); a position no strategy of this run owns is estimated by the base rule."""
+        total = 0.0
+        for _, position in sorted(self._positions.items()):
+            if position.status is PositionStatus.CLOSED:
+                continue
+            conservative = conservative_margin(position, spot, self._params)
+            owner = self._rules.get(position.strategy_id)
+            if owner is None:
+                total += conservative
+                continue
+            estimate = self._calls.call(
+                position.strategy_id,
+                "margin_estimate",
+                partial(owner.margin_estimate, position, spot),
+                conservative,
+            )
+            total += estimate
+        return total
 
 
 __all__ = ["TradingEngine"]

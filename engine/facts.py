@@ -5,7 +5,6 @@ in given its records. No store, no broker, no clock: everything comes in as argu
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -13,10 +12,10 @@ from typing import Collection, Dict, Iterable, Mapping, Optional, Set, Tuple
 
 from core.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key, parse_contract_key
 from core.order_groups import is_in_flight, net_filled_legs
-from core.params import Params
 from core.ports import LegSpec
 from core.records import (
     ContractRecord,
+    Fact,
     GroupPurpose,
     OrderGroupRecord,
     PositionRecord,
@@ -61,6 +60,7 @@ class PlanFacts:
     credit: Optional[float] = None  # planned, at mid (see OrderGroupRecord.credit)
     credit_symbols: Tuple[str, ...] = ()
     stop_cap: Optional[float] = None
+    facts: Tuple[Fact, ...] = ()  # the strategy's own (OrderGroupRecord.facts)
 
 
 def plan_facts_of(entry: Optional[OrderGroupRecord]) -> Optional[PlanFacts]:
@@ -69,7 +69,13 @@ def plan_facts_of(entry: Optional[OrderGroupRecord]) -> Optional[PlanFacts]:
     if entry is None or entry.profit_target is None or entry.max_loss is None:
         return None
     return PlanFacts(
-        entry.profit_target, entry.max_loss, entry.entry_vix, entry.credit, entry.credit_symbols, entry.stop_cap
+        entry.profit_target,
+        entry.max_loss,
+        entry.entry_vix,
+        entry.credit,
+        entry.credit_symbols,
+        entry.stop_cap,
+        entry.facts,
     )
 
 
@@ -134,7 +140,13 @@ def position_from_build(
         params_hash=params_hash,
         note=note,
         credit_received=received,
+        facts=facts.facts if facts is not None else (),
     )
+
+
+def facts_of(values: Mapping[str, float]) -> Tuple[Fact, ...]:
+    """A strategy's plan facts as stored: one Fact per name, sorted by name (a record has one form)."""
+    return tuple(Fact(name, float(value)) for name, value in sorted(values.items()))
 
 
 def add_note(note: str, text: str) -> str:
@@ -259,38 +271,6 @@ def in_flight_groups_of(strategy_id: str, groups: Mapping[str, OrderGroupRecord]
     )
 
 
-# ----------------------------------------------------------------------------------------------- buying power
-
-
-def plan_bp_fraction(params: Params, strategy_id: str) -> float:
-    """The share of equity one full-size position of this strategy is sized to use (params' BP per position).
-    A strategy without a figure of its own (a fork's, a test's) is charged the largest one: refusing an entry
-    too early is safer than committing too much."""
-    own = {"lt112": params.lt112_bp_per_position, "zero_dte": params.zero_dte_bp_per_position}
-    return own.get(strategy_id, max(own.values()))
-
-
-def estimated_margin(positions: Iterable[PositionRecord], spot: Optional[float], params: Params) -> float:
-    """Buying power in use when the platform cannot tell, from the open positions: every short contract at the
-    Reg-T-style naked rate the LT112 sizing uses (params' lt112_naked_margin_fraction of spot, at least
-    lt112_naked_margin_floor of the strike) WITHOUT the out-of-the-money credit, x100 per contract; long
-    contracts 0. Conservative on purpose: a short covered by a long of the same structure is still charged as
-    naked and the OTM amount is never deducted, so this over-states what a broker would hold."""
-    total = 0.0
-    for position in positions:
-        if position.status is PositionStatus.CLOSED:
-            continue
-        for contract in position.contracts:
-            if contract.quantity >= 0:
-                continue
-            reference = spot if spot is not None and math.isfinite(spot) and spot > 0 else contract.strike
-            per_contract = max(
-                params.lt112_naked_margin_fraction * reference, params.lt112_naked_margin_floor * contract.strike
-            )
-            total += -contract.quantity * per_contract * OPTION_MULTIPLIER
-    return total
-
-
 @dataclass(frozen=True)
 class TargetState:
     state: StrategyState
@@ -335,15 +315,14 @@ __all__ = [
     "add_note",
     "attention_of",
     "credit_received",
-    "estimated_margin",
     "exit_legs",
+    "facts_of",
     "in_flight_groups_of",
     "is_settled",
     "multiplier_of",
     "net_fills",
     "new_record_id",
     "open_positions_of",
-    "plan_bp_fraction",
     "plan_facts_of",
     "position_from_build",
     "position_holdings",

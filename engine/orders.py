@@ -37,9 +37,10 @@ from core.records import (
 )
 from core.state_machine import StrategyMachine
 from engine.base import EngineBase
-from engine.facts import NEEDS_ATTENTION, exit_legs, net_fills, new_record_id, settled_view
-from engine.protocols import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS, EntryPlanLike
+from engine.facts import NEEDS_ATTENTION, exit_legs, facts_of, net_fills, new_record_id, settled_view
+from engine.protocols import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
+from strategies.base import EntryPlan
 
 _OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
@@ -55,7 +56,7 @@ class EngineOrders(EngineBase):
 
     # ------------------------------------------------------------------------------------------- entry / exit
 
-    def _enter(self, machine: StrategyMachine, plan: EntryPlanLike, vix: Optional[float]) -> None:
+    def _enter(self, machine: StrategyMachine, plan: EntryPlan, vix: Optional[float]) -> None:
         """Write the ENTRY group ahead, move WAITING -> ENTERING (durable), flush, then submit the combo."""
         strategy_id = machine.strategy_id
         run_id = self._run_id
@@ -77,6 +78,7 @@ class EngineOrders(EngineBase):
             credit=plan.credit,
             credit_symbols=plan.credit_symbols,
             stop_cap=plan.stop_cap,
+            facts=facts_of(plan.facts),
         )
         group_saved = self._set_group(group)
         state_saved = False

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Mapping, Optional, Protocol, Sequence, Tuple
 
-from core.ports import LegSpec, MarketView
 from core.records import (
     AuditRecord,
     DrawdownPoint,
@@ -112,56 +111,6 @@ class RiskLike(Protocol):
     def update_correlation(self, open_positions: Sequence[PositionRecord], now: datetime) -> bool: ...
 
 
-class EntryPlanLike(Protocol):
-    """strategies.base.EntryPlan: legs carry their TOTAL signed quantity."""
-
-    @property
-    def strategy_id(self) -> str: ...
-
-    @property
-    def legs(self) -> Tuple[LegSpec, ...]: ...
-
-    @property
-    def units(self) -> int: ...
-
-    @property
-    def profit_target(self) -> float: ...
-
-    @property
-    def max_loss(self) -> float: ...
-
-    @property
-    def credit(self) -> Optional[float]: ...
-
-    @property
-    def credit_symbols(self) -> Tuple[str, ...]: ...
-
-    @property
-    def stop_cap(self) -> Optional[float]: ...
-
-    @property
-    def expiry(self) -> date: ...
-
-    @property
-    def reason(self) -> str: ...
-
-
-class RulesLike(Protocol):
-    """strategies.base.StrategyRules."""
-
-    @property
-    def strategy_id(self) -> str: ...
-
-    @property
-    def enabled(self) -> bool: ...
-
-    def entry_plan(
-        self, view: MarketView, state: StrategyStateRecord, size_factor: float
-    ) -> Optional[EntryPlanLike]: ...
-
-    def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]: ...
-
-
 @dataclass(frozen=True)
 class EngineSnapshot:
     """A read-only copy of what the engine holds (for the demo, the crash drill and tests). `groups` and
@@ -192,8 +141,6 @@ __all__ = [
     "UNFILLED_ORDER_TIMEOUT",
     "EngineSnapshot",
     "EngineStore",
-    "EntryPlanLike",
     "LoadedState",
     "RiskLike",
-    "RulesLike",
 ]

@@ -140,6 +140,21 @@ def _archive_v3_to_v4(body: Body) -> Body:
     return upgraded
 
 
+def _with_no_facts(body: Body) -> Body:
+    # order_group v4 / position v5 add the strategy's own facts; a record from before had none stored
+    upgraded = dict(body)
+    upgraded.setdefault("facts", [])
+    return upgraded
+
+
+def _archive_v4_to_v5(body: Body) -> Body:
+    # the archive embeds group and position bodies: they take the same step
+    upgraded = dict(body)
+    _upgrade_embedded(upgraded, "groups", _with_no_facts)
+    _upgrade_embedded(upgraded, "positions", _with_no_facts)
+    return upgraded
+
+
 def _risk_v1_to_v2(body: Body) -> Body:
     # v1 kept one streak and daily loss for all strategies together; which strategy lost is not in it, so each
     # strategy starts v2 with no losses of its own (the shared figures stay as they were)
@@ -183,6 +198,9 @@ STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("order_group", 2): _order_group_v2_to_v3,
     ("position", 3): _position_v3_to_v4,
     ("archive", 3): _archive_v3_to_v4,
+    ("order_group", 3): _with_no_facts,
+    ("position", 4): _with_no_facts,
+    ("archive", 4): _archive_v4_to_v5,
 }
 
 

@@ -27,14 +27,16 @@ SCHEMA_BY_TYPE: Dict[type, str] = {cls: name for name, cls in SCHEMA_TYPES.items
 # the version this code writes; migrations.py upgrades anything older, anything newer is quarantined
 CURRENT_VERSION: Dict[str, int] = {
     "strategy_state": 2,  # v2: last_entry (datetime) became last_entry_day (date)
-    "order_group": 3,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text);
-    # v3: credit, credit_symbols, stop_cap (targets re-based on the credit received)
-    "position": 4,  # v2: params_hash added; v3: attention (needs-attention reason) added; v4: credit_received
+    "order_group": 4,  # v2: profit_target, max_loss, entry_vix (were a "[plan ...]" note in the decision text);
+    # v3: credit, credit_symbols, stop_cap (targets re-based on the credit received); v4: facts (the strategy's own)
+    "position": 5,  # v2: params_hash added; v3: attention (needs-attention reason) added; v4: credit_received;
+    # v5: facts (the owning strategy's own per-position facts)
     "risk": 4,  # v2: strategy_losses (each strategy's own streak and daily loss); v3: no drawdown (a live value),
     # no daily_drawdowns (moved to risk_days chunks); v4: high_water_mark (never lowered)
     "risk_days": 1,
     "audit": 1,
-    "archive": 4,  # v2: embedded order_group v2; v3: position v3; v4: order_group v3 and position v4
+    "archive": 5,  # v2: embedded order_group v2; v3: position v3; v4: order_group v3 and position v4;
+    # v5: order_group v4 and position v5
 }
 
 MANIFEST_SCHEMA = "manifest"

@@ -1,12 +1,28 @@
-"""What every strategy's rules provide to the engine, and the mark-to-market helpers they share."""
+"""The one strategy API: `Strategy`, the base every strategy subclasses, its config base, and the helpers they
+share (mark-to-market, sizing, the session clock).
+
+A strategy is one file (see README, "Write your own strategy"): a frozen config dataclass that subclasses
+`StrategyConfig` (its rule values, each citing its source, read from config.json as `<prefix>-<field>`), and a
+`Strategy` subclass that overrides the hooks it needs. It is registered by one line in strategies/__init__.py.
+The engine calls every hook through one safe-call wrapper: a hook that raises is logged and treated as "no
+opinion" (no entry, no exit, the conservative default), never a crash.
+
+Invariants the engine relies on:
+- hooks are pure decisions: they read the market view, the strategy's state record and the position record,
+  and never place orders or touch storage;
+- `exit_reason` reads only what the position stored when it opened (targets, credit, `facts`), never a
+  parameter that may have changed since, so a restart keeps the rules the position was opened with;
+- `entry_plan` legs carry their TOTAL signed quantity, at most `max_units x max_contracts_per_unit` per leg.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Optional, Protocol, Sequence, Tuple
+from typing import ClassVar, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
 
+from core.params import ParameterGetter, Params, fraction, read_config, require
 from core.ports import LegSpec, MarketView, OptionQuote
 from core.records import PositionRecord, StrategyStateRecord
 
@@ -30,19 +46,129 @@ class EntryPlan:
     credit: Optional[float] = None
     credit_symbols: Tuple[str, ...] = ()
     stop_cap: Optional[float] = None
+    # the strategy's own per-position facts (name -> number), stored on the entry group before its orders and on
+    # the position when it opens; read back with Strategy.fact
+    facts: Mapping[str, float] = field(default_factory=dict)
 
 
-class StrategyRules(Protocol):
-    strategy_id: str
-    enabled: bool
+@dataclass(frozen=True)
+class OptionReach:
+    """What the option subscription must list for a strategy's rules: strikes `points_below` / `points_above` the
+    underlying price (in the underlying's points) and expiries out to `max_days`. main.py subscribes the union."""
+
+    points_below: float = 0.0
+    points_above: float = 0.0
+    max_days: int = 0
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """The fields every strategy has. Subclasses add their own rule values and re-declare these with their own
+    defaults and sources; `PARAMETER_PREFIX` names them in config.json (`<prefix>-enabled`, ...)."""
+
+    PARAMETER_PREFIX: ClassVar[str] = ""
+
+    enabled: bool = True
+    bp_per_position: float = 0.02  # share of equity one full-size position is sized to use (ours)
+    max_units: int = 10  # safety cap per position (ours)
+
+    def __post_init__(self) -> None:
+        require(self, fraction(self.bp_per_position), "bp_per_position", "must be in (0, 1]")
+        require(self, self.max_units >= 1, "max_units", "must be >= 1")
+        self.validate()
+
+    def validate(self) -> None:
+        """A subclass's own checks (raise ValueError through core.params.require/fail)."""
+
+
+ConfigT = TypeVar("ConfigT", bound=StrategyConfig)
+
+
+class Strategy(Generic[ConfigT]):
+    """Subclass it, set `strategy_id`, `config_type` and `max_contracts_per_unit`, override the hooks you need.
+
+    Every hook has a safe default, so a strategy overrides only what it does:
+      entry_plan        None: never enters
+      exit_reason       None: holds until a breaker, an expiry settlement or CLOSE_ALL closes it
+      bp_share          config.bp_per_position: the share of equity an entry is charged against the BP limit
+      margin_estimate   every short contract at the broker's naked rate, no OTM credit (conservative)
+      option_reach      nothing beyond the at-the-money strikes and today's expiry
+      max_leg_contracts config.max_units x max_contracts_per_unit: the largest leg a stored record may have
+    """
+
+    strategy_id: ClassVar[str] = ""
+    config_type: ClassVar[type[StrategyConfig]] = StrategyConfig
+    max_contracts_per_unit: ClassVar[int] = 1  # the largest |quantity| of one leg per unit of the structure
+
+    def __init__(self, config: ConfigT, market: Params) -> None:
+        self.config = config
+        self.market = market  # the template's shared parameters: underlying, point scale, margin rates
+        self.last_reason = ""  # why the last entry_plan call returned what it did (for the log)
+        self.last_skip_routine = False  # the last reason only says "not now": not worth a log line
+
+    @classmethod
+    def from_parameters(cls, get: ParameterGetter, market: Params) -> Strategy[ConfigT]:
+        return cls(read_config(cls.config_type, get), market)  # type: ignore[arg-type]
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.enabled
+
+    # -- hooks ----------------------------------------------------------------------------------------------------
 
     def entry_plan(self, view: MarketView, state: StrategyStateRecord, size_factor: float) -> Optional[EntryPlan]:
-        """None unless this is an entry moment and the chain gives the structure."""
-        ...
+        """None unless this is an entry moment and the chain gives the structure (say why with `skip`)."""
+        return self.skip("this strategy has no entry rule", routine=True)
 
     def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]:
         """Why the position must be closed now, or None."""
-        ...
+        return None
+
+    def bp_share(self) -> float:
+        return self.config.bp_per_position
+
+    def margin_estimate(self, position: PositionRecord, spot: Optional[float]) -> float:
+        return conservative_margin(position, spot, self.market)
+
+    def option_reach(self, spot: float) -> OptionReach:
+        return OptionReach()
+
+    def max_leg_contracts(self) -> int:
+        return self.config.max_units * self.max_contracts_per_unit
+
+    # -- for subclasses -------------------------------------------------------------------------------------------
+
+    def skip(self, reason: str, routine: bool = False) -> Optional[EntryPlan]:
+        """Record why there is no plan (logged once a day unless `routine`); returns None, the plan there is."""
+        self.last_reason = reason
+        self.last_skip_routine = routine
+        return None
+
+    def planned(self, plan: EntryPlan) -> EntryPlan:
+        self.last_reason = plan.reason
+        self.last_skip_routine = False
+        return plan
+
+    @staticmethod
+    def fact(position: PositionRecord, name: str) -> Optional[float]:
+        """A per-position fact this strategy stored with the entry plan (`EntryPlan.facts`); None when the
+        position has none by that name (opened before the fact existed, or adopted)."""
+        return next((fact.value for fact in position.facts if fact.name == name), None)
+
+
+def conservative_margin(position: PositionRecord, spot: Optional[float], market: Params) -> float:
+    """Buying power the position holds when the platform cannot tell: every short contract at the naked rate
+    (the larger of the equity and index rates, without the out-of-the-money credit, a covering long not
+    netted), longs 0. Over-states on purpose: refusing an entry too early is safer than committing too much."""
+    rate = max(market.naked_margin_fraction_equity, market.naked_margin_fraction_index)
+    total = 0.0
+    for contract in position.contracts:
+        if contract.quantity >= 0:
+            continue
+        reference = spot if spot is not None and math.isfinite(spot) and spot > 0 else contract.strike
+        per_share = max(rate * reference, market.naked_margin_floor * contract.strike)
+        total += -contract.quantity * per_share * OPTION_MULTIPLIER
+    return total
 
 
 def position_value(view: MarketView, position: PositionRecord) -> Optional[float]:

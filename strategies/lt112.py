@@ -1,27 +1,34 @@
 """LT112: the 1-1-2 put structure at ~120 DTE, entered on the first Wednesday of the month.
 
 Per unit: +1 long put (~25 delta, or spot x 0.93), -1 short put `width` points below it (together the put
-debit spread, PDS), -2 naked puts (~5 delta, or spot x 0.88). Rule values and their sources: params.py.
+debit spread, PDS), -2 naked puts (~5 delta, or spot x 0.88). Rule values and their sources: `LT112Config`
+below (source keys: core/params.py).
 
-Exits (whole structure, see the simplification noted in params.py):
+Simplification: [N] and [F] manage the put debit spread (PDS) and the naked puts (NPs) of the LT112 as two
+trades. This template closes the whole 1-1-2 together when the NP rule (target, stop or DTE) fires.
+
+Exits (whole structure, see the simplification above):
 - profit target on the naked puts: NP P&L >= target fraction x NP credit [N];
 - stop on the naked puts: NP loss >= min(2 x NP credit, 2 % of net liq at entry) [N];
-- exit by DTE: at or below `lt112_exit_dte` days to the nearest expiry [F].
+- exit by DTE: at or below `exit_dte` days to the nearest expiry [F].
 The plan carries the NP credit at mid, the NP contracts, target fraction x credit, stop multiple x credit and
-the 2 %-of-net-liq cap; when the entry fills the engine stores the credit actually received on the position
-and re-bases target and stop on it (engine_facts.targets_from_fill). `exit_reason` reads only those stored
-facts, never a parameter, so a position keeps the targets it was opened with after a restart.
+the 2 %-of-net-liq cap, and the naked strike as a per-position fact; when the entry fills the engine stores the
+credit actually received on the position and re-bases target and stop on it (engine/facts.py
+`targets_from_fill`). `exit_reason` reads only those stored facts, never a parameter that may have changed
+since, except the DTE exit, which is a calendar rule of the strategy, not a figure of the trade.
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from datetime import date, time
+from typing import ClassVar, Optional, Sequence, Tuple, Union
 
-from core.params import Params
+from core.params import fraction, open_fraction, positive_finite, require, require_each
 from core.ports import MarketView, OptionQuote
 from core.records import PositionRecord, Right, StrategyStateRecord
 from core.selection import (
+    STRESS_VOL,
     Leg,
     NoPick,
     by_delta_or_fraction,
@@ -30,11 +37,23 @@ from core.selection import (
     points_away,
     side,
     strictly_descending,
+    strike_for_delta,
     structure_problem,
 )
-from strategies.base import OPTION_MULTIPLIER, EntryPlan, in_window, legs_total, units_for, usable
+from strategies.base import (
+    OPTION_MULTIPLIER,
+    EntryPlan,
+    OptionReach,
+    Strategy,
+    StrategyConfig,
+    in_window,
+    legs_total,
+    units_for,
+    usable,
+)
 
 WEDNESDAY = 2
+NAKED_STRIKE = "naked_strike"  # per-position fact: the strike of the two naked puts
 
 
 def is_first_wednesday(day: date) -> bool:
@@ -42,91 +61,152 @@ def is_first_wednesday(day: date) -> bool:
     return day.weekday() == WEDNESDAY and day.day <= 7
 
 
-class LT112Rules:
-    strategy_id = "lt112"
+@dataclass(frozen=True)
+class LT112Config(StrategyConfig):
+    """LT112's rule values (defaults [N]); config.json names them `lt112-<field>` (e.g. `lt112-exit-dte`)."""
 
-    def __init__(self, params: Params) -> None:
-        self.params = params
-        self.enabled = params.lt112_enabled
-        self.last_reason = ""  # why the last entry_plan call returned what it did (for the log)
-        self.vol: Optional[float] = None  # VIX / 100 at the entry decision: the no-greeks delta estimate uses it
+    PARAMETER_PREFIX: ClassVar[str] = "lt112"
+
+    enabled: bool = True  # lt112-enabled
+    dte: int = 120  # [N][F] 120 DTE; [R] 112, 45 elsewhere in [R]: not chosen
+    dte_window: int = 20  # nearest listed expiry within 120 +- 20 days (ours: monthlies are ~30 days apart)
+    entry_time: time = time(10, 0)  # [R] Wednesday 10:00; [F] gives the day only
+    entry_window_minutes: int = 60  # ours: a missed bar still enters inside the hour
+    long_put_delta: float = 0.25  # [N] long put about 22-25 delta
+    naked_put_delta: float = 0.05  # [N][F] naked puts about 5 delta
+    long_put_spot_fraction: float = 0.93  # [F] percent rule, used when the chain has no deltas
+    naked_put_spot_fraction: float = 0.88  # [F] percent rule, used when the chain has no deltas
+    width_index_points: float = 50.0  # [N][F] PDS 50 ES points wide (5 SPY points)
+    require_net_credit: bool = True  # [P][N] the 1-1-2 is opened for a net credit
+    np_profit_target: float = 0.95  # [N] 95 % of the NP credit; [F] 90 % (about day 30): set 0.90
+    np_stop_credit_multiple: float = 2.0  # [N] NP price at 3x the credit = a loss of 2x the credit
+    np_stop_net_liq_fraction: float = 0.02  # [N] or an NP loss of 2 % of net liq, whichever first
+    exit_dte: int = 30  # [F] NPs closed at 30 DTE ([N] silent; [R] 21 DTE not chosen)
+    bp_per_position: float = 0.06  # [F] LT112 6 % of the account per position (ES)
+    max_units: int = 10  # safety cap per position (ours)
+
+    def validate(self) -> None:
+        require_each(self, ("dte", "entry_window_minutes"), lambda v: v > 0, "must be > 0")
+        require_each(self, ("dte_window", "exit_dte"), lambda v: v >= 0, "must be >= 0")
+        require(self, self.exit_dte < self.dte, "exit_dte", "must be below lt112-dte")
+        open_fractions = (
+            "long_put_delta",
+            "naked_put_delta",
+            "long_put_spot_fraction",
+            "naked_put_spot_fraction",
+            "np_stop_net_liq_fraction",
+        )
+        require_each(self, open_fractions, open_fraction, "must be between 0 and 1 (exclusive)")
+        require(self, fraction(self.np_profit_target), "np_profit_target", "must be in (0, 1]")
+        require(
+            self,
+            self.naked_put_delta < self.long_put_delta,
+            "naked_put_delta",
+            "must be below lt112-long-put-delta (naked puts sit further out)",
+        )
+        require(
+            self,
+            self.naked_put_spot_fraction < self.long_put_spot_fraction,
+            "naked_put_spot_fraction",
+            "must be below lt112-long-put-spot-fraction",
+        )
+        finite = ("width_index_points", "np_stop_credit_multiple")
+        require_each(self, finite, positive_finite, "must be > 0 and finite")
+
+
+class LT112(Strategy[LT112Config]):
+    strategy_id = "lt112"
+    config_type = LT112Config
+    max_contracts_per_unit = 2  # the 1-1-2: two naked puts per unit
+
+    vol: Optional[float] = None  # VIX / 100 at the entry decision: the no-greeks delta estimate uses it
+
+    @property
+    def width(self) -> float:
+        """PDS width in points of the traded underlying."""
+        return self.config.width_index_points * self.market.scale
+
+    def option_reach(self, spot: float) -> OptionReach:
+        """Down to the put with half the naked-put delta at a stressed volatility and the longest expiry the
+        rule may pick (a 5-delta put at 120 DTE with skew sits 20-30 % below spot)."""
+        max_days = self.config.dte + self.config.dte_window + 10
+        lowest = strike_for_delta(spot, self.config.naked_put_delta / 2.0, Right.PUT, STRESS_VOL, max_days / 365.0)
+        return OptionReach(points_below=max(0.0, spot - lowest), points_above=0.0, max_days=max_days)
 
     # -- entry --------------------------------------------------------------------------------------------------
 
     def entry_plan(self, view: MarketView, state: StrategyStateRecord, size_factor: float) -> Optional[EntryPlan]:
-        params = self.params
+        config = self.config
         now = view.now
         if not self.enabled:
-            return self._skip("lt112 disabled")
+            return self.skip("lt112 disabled", routine=True)
         if not is_first_wednesday(now.date()):
-            return self._skip("not the first Wednesday of the month")
-        if not in_window(now, params.lt112_entry_time, params.lt112_entry_window_minutes):
-            return self._skip("outside the entry window")
+            return self.skip("not the first Wednesday of the month", routine=True)
+        if not in_window(now, config.entry_time, config.entry_window_minutes):
+            return self.skip("outside the entry window", routine=True)
         last = state.last_entry_day
         if last is not None and (last.year, last.month) == (now.year, now.month):
-            return self._skip(f"already entered this cycle on {last.isoformat()}")
+            return self.skip(f"already entered this cycle on {last.isoformat()}", routine=True)
         if size_factor <= 0:
-            return self._skip("risk allows no new position")
+            return self.skip("risk allows no new position")
         spot = view.price
         if spot is None or spot <= 0:
-            return self._skip("no underlying price")
+            return self.skip("no underlying price")
         self.vol = view.vix / 100.0 if view.vix is not None and view.vix > 0 else None
         picked = self.select(view.chain(), spot, now.date())
         if isinstance(picked, NoPick):
-            return self._skip(picked.reason)
+            return self.skip(picked.reason)
         long_put, short_put, naked_put = picked
         per_unit: Tuple[Leg, ...] = ((long_put, 1), (short_put, -1), (naked_put, -2))
         margin = self.margin_per_unit(spot, per_unit)
-        units = units_for(view.equity, params.lt112_bp_per_position, size_factor, margin, params.lt112_max_units)
+        units = units_for(view.equity, config.bp_per_position, size_factor, margin, config.max_units)
         if units == 0:
-            return self._skip(f"0 units (equity {view.equity:.0f}, margin per unit {margin:.0f})")
+            return self.skip(f"0 units (equity {view.equity:.0f}, margin per unit {margin:.0f})")
         naked_credit = 2 * naked_put.mid * OPTION_MULTIPLIER * units
         strikes = (long_put.strike, short_put.strike, naked_put.strike)
         reason = f"1-1-2 {long_put.expiry.isoformat()} puts {strikes[0]:g}/{strikes[1]:g}/2x{strikes[2]:g}"
-        self.last_reason = reason
-        return EntryPlan(
-            strategy_id=self.strategy_id,
-            legs=legs_total(per_unit, units),
-            units=units,
-            est_net_price=net_price(per_unit),
-            profit_target=params.lt112_np_profit_target * naked_credit,
-            max_loss=params.lt112_np_stop_credit_multiple * naked_credit,
-            expiry=long_put.expiry,
-            strikes=strikes,
-            reason=reason,
-            credit=naked_credit,
-            credit_symbols=(naked_put.symbol,),
-            stop_cap=params.lt112_np_stop_net_liq_fraction * view.equity,
+        return self.planned(
+            EntryPlan(
+                strategy_id=self.strategy_id,
+                legs=legs_total(per_unit, units),
+                units=units,
+                est_net_price=net_price(per_unit),
+                profit_target=config.np_profit_target * naked_credit,
+                max_loss=config.np_stop_credit_multiple * naked_credit,
+                expiry=long_put.expiry,
+                strikes=strikes,
+                reason=reason,
+                credit=naked_credit,
+                credit_symbols=(naked_put.symbol,),
+                stop_cap=config.np_stop_net_liq_fraction * view.equity,
+                facts={NAKED_STRIKE: naked_put.strike},
+            )
         )
 
     def select(
         self, chain: Sequence[OptionQuote], spot: float, today: date
     ) -> Union[Tuple[OptionQuote, OptionQuote, OptionQuote], NoPick]:
         """(long put, short put, naked put) of one expiry, validated; or why the chain cannot give them."""
-        params = self.params
-        expiry = expiry_nearest(chain, today, params.lt112_dte, params.lt112_dte_window)
+        config = self.config
+        expiry = expiry_nearest(chain, today, config.dte, config.dte_window)
         if isinstance(expiry, NoPick):
             return expiry
         puts = side(chain, expiry, Right.PUT)
         vol, years = self.vol, max(1, (expiry - today).days) / 365.0
-        long_put = by_delta_or_fraction(
-            puts, params.lt112_long_put_delta, spot, params.lt112_long_put_spot_fraction, vol, years
-        )
+        long_put = by_delta_or_fraction(puts, config.long_put_delta, spot, config.long_put_spot_fraction, vol, years)
         if isinstance(long_put, NoPick):
             return NoPick(f"long put: {long_put.reason}")
-        short_put = points_away(puts, long_put.strike, -params.lt112_width)
+        short_put = points_away(puts, long_put.strike, -self.width)
         if isinstance(short_put, NoPick):
             return NoPick(f"short put: {short_put.reason}")
-        naked_put = by_delta_or_fraction(
-            puts, params.lt112_naked_put_delta, spot, params.lt112_naked_put_spot_fraction, vol, years
-        )
+        naked_put = by_delta_or_fraction(puts, config.naked_put_delta, spot, config.naked_put_spot_fraction, vol, years)
         if isinstance(naked_put, NoPick):
             return NoPick(f"naked put: {naked_put.reason}")
         if not strictly_descending((long_put.strike, short_put.strike, naked_put.strike)):
             strikes = f"{long_put.strike:g}/{short_put.strike:g}/{naked_put.strike:g}"
             return NoPick(f"strikes not ordered long > short > naked: {strikes}")
         legs = ((long_put, 1), (short_put, -1), (naked_put, -2))
-        problem = structure_problem(legs, require_credit=params.lt112_require_net_credit)
+        problem = structure_problem(legs, require_credit=config.require_net_credit)
         if problem is not None:
             return NoPick(problem)
         return long_put, short_put, naked_put
@@ -136,17 +216,12 @@ class LT112Rules:
         the naked rate of the underlying traded (20 % of spot for equity options, 15 % for index options, less the
         out-of-the-money amount, at least 10 % of the strike), plus the PDS debit. The PDS's short put is covered
         by its long put, so it adds no requirement of its own."""
-        params = self.params
+        market = self.market
         naked_requirement = 0.0
         pds_debit = 0.0
         for quote, quantity in per_unit:
             if quantity < -1:  # the naked puts
-                out_of_money = max(0.0, spot - quote.strike)
-                each = quote.mid + max(
-                    params.naked_margin_fraction * spot - out_of_money,
-                    params.lt112_naked_margin_floor * quote.strike,
-                )
-                naked_requirement += -quantity * each
+                naked_requirement += -quantity * market.naked_margin(quote.strike, spot, premium=quote.mid)
             else:
                 pds_debit += quantity * quote.mid
         return (naked_requirement + max(0.0, pds_debit)) * OPTION_MULTIPLIER
@@ -154,7 +229,7 @@ class LT112Rules:
     # -- exit ---------------------------------------------------------------------------------------------------
 
     def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]:
-        params = self.params
+        config = self.config
         days_left = (position.expiry - view.now.date()).days
         naked_pnl = self.naked_put_pnl(view, position)
         if naked_pnl is not None and position.profit_target > 0:
@@ -162,8 +237,8 @@ class LT112Rules:
                 return f"naked puts reached the profit target ({naked_pnl:.0f} >= {position.profit_target:.0f})"
             if position.max_loss > 0 and -naked_pnl >= position.max_loss:
                 return f"naked puts hit the stop (loss {-naked_pnl:.0f} >= {position.max_loss:.0f})"
-        if days_left <= params.lt112_exit_dte:
-            return f"exit by DTE ({days_left} <= {params.lt112_exit_dte})"
+        if days_left <= config.exit_dte:
+            return f"exit by DTE ({days_left} <= {config.exit_dte})"
         return None
 
     def naked_put_pnl(self, view: MarketView, position: PositionRecord) -> Optional[float]:
@@ -176,10 +251,12 @@ class LT112Rules:
         shorts = [contract for contract in position.contracts if contract.quantity < 0]
         if not shorts:
             return None
-        lowest = min(contract.strike for contract in shorts)
+        # the naked strike the entry stored; a position from before v5 stored none: its lowest short strike
+        naked = self.fact(position, NAKED_STRIKE)
+        naked = naked if naked is not None else min(contract.strike for contract in shorts)
         cost_now = 0.0
         for contract in shorts:
-            if contract.strike != lowest or contract.right != Right.PUT:
+            if contract.strike != naked or contract.right != Right.PUT:
                 continue
             quote = view.quote(contract.symbol)
             if quote is None or not usable(quote):
@@ -187,6 +264,5 @@ class LT112Rules:
             cost_now += -contract.quantity * quote.mid * OPTION_MULTIPLIER
         return credit - cost_now
 
-    def _skip(self, reason: str) -> Optional[EntryPlan]:
-        self.last_reason = reason
-        return None
+
+STRATEGY = LT112

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Dict, Optional, Sequence
 
-from core.params import Params
+from core.params import Params, rules_hash
 from core.ports import OptionQuote
 from core.records import ContractRecord, PositionRecord, StrategyState, StrategyStateRecord
 from engine.facts import PlanFacts, targets_from_fill
@@ -60,6 +60,6 @@ def position_from_plan(plan: EntryPlan, position_id: str, entry_time: datetime) 
         entry_vix=15.0,
         profit_target=target,
         max_loss=stop,
-        params_hash=Params().params_hash(),
+        params_hash=rules_hash([Params()]),
         credit_received=plan.credit,
     )

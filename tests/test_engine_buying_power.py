@@ -8,12 +8,24 @@ from datetime import timedelta
 import pytest
 
 from core.params import Params
+from core.ports import ListLog
 from core.records import ContractRecord, PositionRecord, Right, StrategyState
-from engine.facts import estimated_margin, plan_bp_fraction
-from tests.test_engine_support import EXP, T0, FakeBroker, FakeRules, FakeStore, FakeView, Rig, make_engine
+from engine.engine import TradingEngine
+from strategies import default_strategies
+from strategies.base import conservative_margin
+from tests.test_engine_support import (
+    EXP,
+    T0,
+    FakeBroker,
+    FakeRisk,
+    FakeRules,
+    FakeStore,
+    FakeView,
+    Rig,
+    make_engine,
+)
 
 EQUITY = 100_000.0
-SHARE = Params().lt112_bp_per_position  # FakeRules' "s1" has no figure of its own: charged the largest (6 %)
 
 
 def fresh() -> Rig:
@@ -24,11 +36,29 @@ def refusals(rig: Rig) -> list[str]:
     return [message for kind, message, _ in rig.store.audits if kind == "bp-refused"]
 
 
-def test_unknown_strategy_is_charged_the_largest_bp_share() -> None:
-    params = Params()
-    assert plan_bp_fraction(params, "lt112") == params.lt112_bp_per_position
-    assert plan_bp_fraction(params, "zero_dte") == params.zero_dte_bp_per_position
-    assert plan_bp_fraction(params, "s1") == SHARE == max(params.lt112_bp_per_position, params.zero_dte_bp_per_position)
+def test_each_strategy_states_its_own_bp_share() -> None:
+    shares = {s.strategy_id: s.bp_share() for s in default_strategies(Params())}
+    assert shares["lt112"] == 0.06 and shares["zero_dte"] == 0.02  # [F] 6 % per LT112, about 2 % per spread
+
+
+class BrokenShare(FakeRules):
+    def bp_share(self) -> float:
+        raise RuntimeError("a fork's bug")
+
+
+def test_a_strategy_whose_bp_hook_fails_is_charged_the_largest_share_of_the_run() -> None:
+    # s2's own hook fails: it is charged 100 % (the largest any hook of the run gives, its own failing one
+    # counted as 1.0), so nothing fits and the failure is logged, never raised
+    quiet, broken = FakeRules("s1"), BrokenShare("s2")
+    quiet.want_entry = False
+    broker, log = FakeBroker(), ListLog()
+    engine = TradingEngine(FakeStore(), broker, Params(), log, [quiet, broken], risk_factory=FakeRisk)
+    broker.engine = engine
+    engine.start(T0)
+    engine.on_warmup_finished(FakeView(now=T0))
+    engine.on_market(FakeView(now=T0, vix=15.0, margin_used=0.0))
+    assert broker.submitted == [] and broken.entry_calls == 1
+    assert any("s2 bp_share failed" in line for line in log.errors)
 
 
 def test_entry_refused_above_the_regime_limit_and_logged_once_a_day() -> None:
@@ -83,8 +113,8 @@ def held_position(short_quantity: int) -> PositionRecord:
 def test_estimated_margin_charges_shorts_at_the_naked_rate_without_otm_credit_and_longs_nothing() -> None:
     params = Params()
     # 5 short puts at 20 % of spot 470 (more than 10 % of the 400 strike), x100; the 5 longs cost nothing
-    assert estimated_margin([held_position(5)], 470.0, params) == pytest.approx(5 * 0.20 * 470.0 * 100)
-    assert estimated_margin([held_position(5)], None, params) == pytest.approx(5 * 0.20 * 400.0 * 100)
+    assert conservative_margin(held_position(5), 470.0, params) == pytest.approx(5 * 0.20 * 470.0 * 100)
+    assert conservative_margin(held_position(5), None, params) == pytest.approx(5 * 0.20 * 400.0 * 100)
 
 
 def test_without_a_broker_figure_the_estimate_from_open_positions_decides() -> None:

@@ -17,17 +17,18 @@ from engine.engine import TradingEngine
 from engine.limits import record_limits
 from persistence.keys import Namespace
 from persistence.store import StateStore
+from strategies import default_strategies
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.harness.simulation import Deployment
 from tests.test_engine_support import T0, FakeBroker, FakeRules, FakeView
 from tests.test_persistence_hostile import DEEP, _group_with, _leg
 
 NAMESPACE = Namespace.for_run("123", True, "L-1", "")
-LIMIT = record_limits(Params()).max_leg_contracts
+LIMIT = record_limits(default_strategies(Params())).max_leg_contracts
 
 
 def _store(sim: SimulatedObjectStore, now: List[datetime]) -> StateStore:
-    port, limits = SimulatedStorePort(sim), record_limits(Params())
+    port, limits = SimulatedStorePort(sim), record_limits(default_strategies(Params()))
     return StateStore(port, NAMESPACE, lambda: now[0], ListLog(), wall_clock=lambda: 0.0, record_limits=limits)
 
 

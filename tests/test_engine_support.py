@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from core.params import Params
 from core.ports import EventStatus, LegSpec, ListLog, OptionQuote, OrderEventData, SubmittedOrder
@@ -24,7 +24,7 @@ from core.records import (
 )
 from engine.engine import TradingEngine
 from engine.risk import RiskManager, correlation_score, underlying_of
-from strategies.base import EntryPlan
+from strategies.base import EntryPlan, Strategy, StrategyConfig
 
 T0 = datetime(2024, 1, 3, 10, 0)
 EXP = date(2024, 5, 17)
@@ -299,12 +299,22 @@ class FakeView:
         return self.quotes.get(symbol)
 
 
-class FakeRules:
-    """Enters whenever `want_entry` (units of STRUCTURE), exits whenever `want_exit`."""
+@dataclass(frozen=True)
+class FakeConfig(StrategyConfig):
+    PARAMETER_PREFIX: ClassVar[str] = "fake"
+
+    bp_per_position: float = 0.06  # as much as LT112's: the buying-power tests count with it
+
+
+class FakeRules(Strategy[FakeConfig]):
+    """A strategy through the one API: enters whenever `want_entry` (units of STRUCTURE), exits whenever
+    `want_exit`. Its id is per instance (the engine tests run several)."""
+
+    config_type = FakeConfig
 
     def __init__(self, strategy_id: str = "s1", units: int = 1) -> None:
-        self.strategy_id = strategy_id
-        self.enabled = True
+        super().__init__(FakeConfig(), Params())
+        self.strategy_id = strategy_id  # type: ignore[misc]
         self.units = units
         self.want_entry = True
         self.want_exit = False
@@ -313,7 +323,7 @@ class FakeRules:
     def entry_plan(self, view: FakeView, state: StrategyStateRecord, size_factor: float) -> Optional[EntryPlan]:
         self.entry_calls += 1
         if not self.want_entry:
-            return None
+            return self.skip("test: no entry wanted", routine=True)
         legs = tuple(replace(leg_, quantity=leg_.quantity * self.units) for leg_ in STRUCTURE)
         return EntryPlan(self.strategy_id, legs, self.units, -1.5, 150.0, 300.0, NEAR, (400.0, 435.0, 440.0), "test")
 

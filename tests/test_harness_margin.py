@@ -55,7 +55,7 @@ def test_short_options_are_charged_at_the_naked_rate_and_long_options_nothing() 
     strike = algorithm.put.id.strike_price
     for spot, margin in algorithm.seen:
         out_of_money = max(0.0, spot - strike)
-        each = max(params.lt112_naked_margin_fraction * spot - out_of_money, params.lt112_naked_margin_floor * strike)
+        each = max(params.naked_margin_fraction_equity * spot - out_of_money, params.naked_margin_floor * strike)
         assert margin == pytest.approx(3 * each * 100)
     assert algorithm.portfolio.total_margin_used > 0
 

@@ -14,7 +14,7 @@ from core.params import Params
 from core.ports import OptionQuote
 from core.records import PositionRecord, Right, StrategyStateRecord
 from strategies.base import EntryPlan, position_units
-from strategies.lt112 import LT112Rules, is_first_wednesday
+from strategies.lt112 import LT112, LT112Config, is_first_wednesday
 from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes
@@ -42,7 +42,7 @@ def waiting(last_entry_day: Optional[date] = None) -> StrategyStateRecord:
 
 
 FIRST_WED = datetime(2024, 1, 3, 10, 0)  # January 2024 starts on a Monday
-RULES = LT112Rules(Params())
+RULES = LT112(LT112Config(), Params())
 CHAIN = synthetic_chain(FIRST_WED)
 
 
@@ -104,7 +104,7 @@ def test_once_per_cycle() -> None:
 
 
 def test_disabled_and_zero_size_never_enter() -> None:
-    off = LT112Rules(Params(lt112_enabled=False))
+    off = LT112(LT112Config(enabled=False), Params())
     assert off.enabled is False
     assert off.entry_plan(FakeView(FIRST_WED, CHAIN), waiting(), 1.0) is None
     assert RULES.entry_plan(FakeView(FIRST_WED, CHAIN), waiting(), 0.0) is None
@@ -161,7 +161,7 @@ def test_percent_fallback_without_deltas_or_vix() -> None:
 
 
 def test_spx_width_is_fifty_points() -> None:
-    spx_rules = LT112Rules(Params(underlying="SPX"))
+    spx_rules = LT112(LT112Config(), Params(underlying="SPX"))
     spot = 4700.0
     strikes = [float(k) for k in range(3500, 4900, 5)]
     quotes = option_quotes("SPX", spot, FIRST_WED, third_fridays(FIRST_WED.date(), 7), strikes, 0.15)

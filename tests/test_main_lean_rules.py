@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import math
-import sys
 from datetime import date
 from typing import List
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.harness.loader import load_main
+from core.contracts import combo_ratio
 from tests.harness.simulation import Deployment
 
 START, FRIDAY = date(2024, 1, 2), date(2024, 1, 5)
 
 
 def _combo_ratio(quantities: List[int]) -> tuple[List[int], int]:
-    load_main()
-    return sys.modules["main"].combo_ratio(quantities)  # type: ignore[no-any-return]
+    return combo_ratio(quantities)
 
 
 def test_a_0dte_entry_of_many_units_goes_out_as_ratio_legs_times_units() -> None:

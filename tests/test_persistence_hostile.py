@@ -35,6 +35,7 @@ from persistence.migrations import _V1_PLAN_NOTE
 from persistence.quarantine import QuarantineBudget
 from persistence.store import StateStore
 from persistence.validation import RecordLimits, check_record, record_check
+from strategies import default_strategies
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.test_persistence_store import LIVE, T0, _raw, group, position, risk, strategy
 
@@ -382,7 +383,7 @@ def test_a_record_with_every_usual_slot_bad_writes_to_its_spare_slots() -> None:
 
 
 def test_the_record_limit_comes_from_the_strategy_config() -> None:
-    limits = record_limits(Params())
+    limits = record_limits(default_strategies(Params()))
     assert limits == RecordLimits(max_leg_contracts=25)  # 0DTE: 25 units of 1; LT112: 10 units of 2 naked puts
     big = replace(group("g2"), legs=(_leg(quantity=-26),))
     check = record_check(limits)

@@ -9,12 +9,12 @@ import pytest
 
 from core.params import Params
 from core.records import BreakerLevel, GroupPurpose, PositionRecord, PositionStatus, Right, RiskRecord
-from core.selection import STRIKE_STEP, filter_reach, strike_for_delta
+from core.selection import STRIKE_STEP, listed_strikes, strike_for_delta
 from engine.risk import RiskManager
 from persistence.codec import from_body, to_body
 from persistence.migrations import upgrade
-from strategies.lt112 import LT112Rules
-from strategies.zero_dte import ZeroDteRules
+from strategies.lt112 import LT112, LT112Config
+from strategies.zero_dte import ZeroDte, ZeroDteConfig
 from tests.crash_drill import read_store
 from tests.fake_market import FakeView, position_from_plan
 from tests.harness.faults import FaultPlan, LegFault
@@ -151,15 +151,15 @@ def test_zero_dte_targets_are_computed_from_the_credit_actually_received() -> No
     filled = -sum(leg.filled_quantity * leg.avg_fill_price for leg in entry.legs) * 100
     assert position.credit_received == pytest.approx(filled)
     assert entry.credit is not None and entry.credit != pytest.approx(filled), "fills differ from the planned mid"
-    assert position.profit_target == pytest.approx(Params().zero_dte_profit_target * filled)
-    assert position.max_loss == pytest.approx(Params().zero_dte_stop_credit_multiple * filled)
+    assert position.profit_target == pytest.approx(ZeroDteConfig().profit_target * filled)
+    assert position.max_loss == pytest.approx(ZeroDteConfig().stop_credit_multiple * filled)
 
 
 def test_zero_dte_refuses_a_credit_too_small_for_its_width() -> None:
-    rules = ZeroDteRules(Params(zero_dte_min_credit_width=0.5))
+    rules = ZeroDte(ZeroDteConfig(min_credit_width=0.5), Params())
     plan = rules.entry_plan(view_at(ENTRY, OPEN), waiting(), 1.0)
     assert plan is None and "below 50% of the 3-point width" in rules.last_reason
-    assert ZeroDteRules(Params()).entry_plan(view_at(ENTRY, OPEN), waiting(), 1.0) is not None
+    assert ZeroDte(ZeroDteConfig(), Params()).entry_plan(view_at(ENTRY, OPEN), waiting(), 1.0) is not None
 
 
 # -- 7. facts, not re-derivations ---------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_a_changed_parameter_after_restart_leaves_an_open_lt112_position_targets
     # the NPs can be bought back for 40 % of what they brought in: 60 % profit, short of the 95 % target
     view = with_naked_mid(opened, entry_mid * 0.4, later)
     assert LT112_RULES.exit_reason(view, opened) is None
-    restarted = LT112Rules(Params(lt112_np_profit_target=0.5))  # a person changed the target to 50 %
+    restarted = LT112(LT112Config(np_profit_target=0.5), Params())  # a person changed the target to 50 %
     assert restarted.exit_reason(view, opened) is None, "the open position keeps the 95 % it was opened with"
     assert opened.profit_target == pytest.approx(0.95 * opened.credit_received)
 
@@ -198,10 +198,10 @@ def test_lt112_margin_follows_the_underlying_traded_premium_included() -> None:
     spot, strike, mid = 4700.0, 4000.0, 12.0
     naked = replace(CHAIN[0], strike=strike, bid=mid - 0.5, ask=mid + 0.5)
     expected_each = mid + max(0.15 * spot - (spot - strike), 0.10 * strike)  # index options: 15 %
-    spx = LT112Rules(Params(underlying="SPX"))
+    spx = LT112(LT112Config(), Params(underlying="SPX"))
     assert spx.margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * expected_each * 100)
     spy_each = mid + max(0.20 * spot - (spot - strike), 0.10 * strike)
-    assert LT112Rules(Params()).margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * spy_each * 100)
+    assert LT112(LT112Config(), Params()).margin_per_unit(spot, ((naked, -2),)) == pytest.approx(2 * spy_each * 100)
 
 
 # -- 3. strike reach ----------------------------------------------------------------------------------------------
@@ -221,16 +221,22 @@ def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spy() ->
     assert -option_filter.min_strike >= needed, (
         f"filter lists {-option_filter.min_strike} strikes below, needs {needed:.0f}"
     )
-    assert option_filter.max_expiry.days >= 120 + Params().lt112_dte_window
+    assert option_filter.max_expiry.days >= 120 + LT112Config().dte_window
 
 
 def test_the_filter_reach_counts_spx_strikes_at_their_spacing() -> None:
     for underlying, spot in (("SPY", 470.0), ("SPX", 4700.0)):
-        below, above = filter_reach(0.05, 150, spot, underlying, spot * 0.03)
+        market = Params(underlying=underlying)
+        reach = LT112(LT112Config(), market).option_reach(spot)
+        wings = ZeroDte(ZeroDteConfig(), market).option_reach(spot)
+        below = listed_strikes(max(reach.points_below, wings.points_below), underlying)
+        above = listed_strikes(max(reach.points_above, wings.points_above), underlying)
         step = STRIKE_STEP[underlying]
         assert below * step >= spot - _skewed_five_delta_put(spot)
         assert above * step >= spot * 0.03
-    assert filter_reach(0.05, 150, 4700.0, "SPX", 141.0)[0] > 80, "the old -80 strikes reached 8 % of SPX"
+        assert reach.max_days >= LT112Config().dte + LT112Config().dte_window
+    spx_reach = LT112(LT112Config(), Params(underlying="SPX")).option_reach(4700.0)
+    assert listed_strikes(spx_reach.points_below, "SPX") > 80, "the old -80 strikes reached 8 % of SPX"
 
 
 def test_chained_pauses_keep_the_true_peak_so_close_all_fires_20_percent_below_it() -> None:

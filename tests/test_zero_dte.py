@@ -14,7 +14,7 @@ from core.ports import OptionQuote
 from core.records import PositionRecord, Right, StrategyStateRecord
 from core.selection import NoPick, by_delta
 from strategies.base import EntryPlan, position_pnl
-from strategies.zero_dte import CALL_SPREAD, IRON_CONDOR, PUT_SPREAD, ZeroDteRules
+from strategies.zero_dte import CALL_SPREAD, IRON_CONDOR, PUT_SPREAD, ZeroDte, ZeroDteConfig
 from tests.fake_market import FakeView, position_from_plan
 from tests.fake_market import waiting as waiting_state
 from tests.harness.black_scholes import option_quotes
@@ -37,7 +37,7 @@ def waiting(last_entry_day: Optional[date] = None) -> StrategyStateRecord:
     return waiting_state("zero_dte", last_entry_day)
 
 
-RULES = ZeroDteRules(Params())
+RULES = ZeroDte(ZeroDteConfig(), Params())
 FLAT_CHAIN = chain_at(ENTRY, OPEN)
 
 
@@ -95,7 +95,7 @@ def test_needs_session_open_and_a_today_expiry() -> None:
 
 def test_vix_floor_is_off_by_default_and_configurable() -> None:
     assert RULES.entry_plan(view_at(ENTRY, vix=None), waiting(), 1.0) is not None
-    floored = ZeroDteRules(Params(zero_dte_min_vix=22.0))
+    floored = ZeroDte(ZeroDteConfig(min_vix=22.0), Params())
     assert floored.entry_plan(view_at(ENTRY, vix=18.0), waiting(), 1.0) is None
     assert floored.entry_plan(view_at(ENTRY, vix=25.0), waiting(), 1.0) is not None
 
@@ -109,7 +109,7 @@ def test_vix_floor_is_off_by_default_and_configurable() -> None:
 )
 def test_structure_follows_the_move_from_the_open(move: float, kind: str) -> None:
     assert RULES.structure_for_move(move) == kind
-    follow = ZeroDteRules(Params(zero_dte_fade_moves=False))
+    follow = ZeroDte(ZeroDteConfig(fade_moves=False), Params())
     if kind != IRON_CONDOR:
         assert follow.structure_for_move(move) != kind
 
@@ -160,7 +160,7 @@ def test_flat_day_sells_an_iron_condor_with_shorts_near_20_delta() -> None:
 
 
 def test_spx_wings_are_thirty_points() -> None:
-    spx = ZeroDteRules(Params(underlying="SPX"))
+    spx = ZeroDte(ZeroDteConfig(), Params(underlying="SPX"))
     quotes = chain_at(ENTRY, 4700.0, underlying="SPX", step=5.0)
     view = FakeView(ENTRY, quotes, price=4700.0, open_price=4700.0, equity=2_000_000.0)
     plan = spx.entry_plan(view, waiting(), 1.0)

@@ -242,8 +242,8 @@ class SecurityPortfolioManager:
     @property
     def total_margin_used(self) -> float:
         """Approximation of LEAN's margin in use: every SHORT option at the Reg-T-style naked rate the
-        strategies' params size with (lt112_naked_margin_fraction of the underlying price minus the
-        out-of-the-money amount, at least lt112_naked_margin_floor of the strike), x100 per contract; long
+        strategies' params size with (naked_margin_fraction_equity of the underlying price minus the
+        out-of-the-money amount, at least naked_margin_floor of the strike), x100 per contract; long
         options 0 (paid in full); nothing else is held by the template. Differs from LEAN: LEAN's option
         strategy margin lets a long of the same structure cover a short (a spread needs only its width), so for
         spreads this figure is higher than LEAN's."""
@@ -262,7 +262,7 @@ class SecurityPortfolioManager:
             else:
                 out_of_money = max(0.0, strike - spot)
             per_contract = max(
-                params.lt112_naked_margin_fraction * spot - out_of_money, params.lt112_naked_margin_floor * strike
+                params.naked_margin_fraction_equity * spot - out_of_money, params.naked_margin_floor * strike
             )
             total += -holding.quantity * per_contract * multiplier_of(symbol)
         return total
