@@ -34,6 +34,7 @@ from core.params import Params
 from core.selection import REFERENCE_PRICE, listed_strikes
 from strategies import build_strategies
 from core.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
+from core.combo_limits import combo_ratio
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
 _EVENT_STATUS = {
@@ -296,52 +297,59 @@ class LeanBroker:
 
     def __init__(self, algorithm: "CrashSafeTemplate") -> None:
         self._algorithm = algorithm
-        self._refusals: Dict[str, str] = {}  # tag -> reason of the latest refused ticket (bounded below)
+        self._refusals: Dict[str, str] = {}  # tag -> reason of the latest refused ticket (the last 100 tags)
 
     @property
     def run_id(self) -> str:
         return str(self._algorithm.algorithm_id)
 
-    def submit_combo(self, legs: Sequence[LegSpec], tag: str) -> List[SubmittedOrder]:
-        # QCAlgorithm.CheckComboOrderSizing (Algorithm/QCAlgorithm.Trading.cs) refuses legs whose quantities share
-        # a divisor: legs carry the ratio, the combo quantity the number of units
+    def submit_combo(self, legs: Sequence[LegSpec], tag: str, limit_price: float = 0.0) -> List[SubmittedOrder]:
+        # QCAlgorithm.CheckComboOrderSizing refuses legs sharing a divisor: legs carry the ratio, quantity the units
         ratios, units = combo_ratio(leg.quantity for leg in legs)
-        lean_legs = [
-            Leg.create(self._algorithm.symbol_for(leg), ratio) for leg, ratio in zip(legs, ratios, strict=True)
-        ]
-        tickets = self._algorithm.combo_market_order(lean_legs, units, asynchronous=True, tag=tag)
-        self._note_refusals(tickets, tag)
-        return [
-            SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
-            for ticket in tickets
-            if ticket.status != OrderStatus.INVALID
-        ]
+        lean = [Leg.create(self._algorithm.symbol_for(leg), ratio) for leg, ratio in zip(legs, ratios, strict=True)]
+        if limit_price:
+            tickets = self._algorithm.combo_limit_order(lean, units, limit_price, asynchronous=True, tag=tag)
+        else:
+            tickets = self._algorithm.combo_market_order(lean, units, asynchronous=True, tag=tag)
+        return [SubmittedOrder(_key_of(t.symbol), int(t.order_id)) for t in tickets if self._valid(t, tag)]
+
+    def submit_combo_limit(self, legs: Sequence[LegSpec], limit_price: float, tag: str) -> List[SubmittedOrder]:
+        if round(limit_price, 6):
+            return self.submit_combo(legs, tag, limit_price)
+        self._refuse(tag, "ComboLimitOrder requires a limit price")  # LEAN throws
+        return []
+
+    def update_limit(self, order_id: int, limit_price: float) -> str:
+        ticket: Optional[OrderTicket] = self._algorithm.transactions.get_order_ticket(order_id)  # None: unknown
+        if ticket is None:
+            return f"no ticket for order {order_id}"
+        response = ticket.update_limit_price(limit_price)
+        return "" if response.is_success else str(response.error_message or "refused")
 
     def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
         ticket = self._algorithm.market_order(self._algorithm.symbol_for(leg), leg.quantity, asynchronous=True, tag=tag)
-        self._note_refusals([ticket], tag)
-        if ticket.status == OrderStatus.INVALID:
-            return None
-        return SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id))
+        return SubmittedOrder(_key_of(ticket.symbol), int(ticket.order_id)) if self._valid(ticket, tag) else None
 
     def symbols_without_price(self, legs: Sequence[LegSpec]) -> List[str]:
-        # PreOrderChecksImpl refuses price 0 and !HasData; symbol_for subscribes the contract
-        missing: List[str] = []
-        for leg in legs:
-            security = self._algorithm.securities[self._algorithm.symbol_for(leg)]
-            if float(security.price) <= 0 or not bool(security.has_data):
-                missing.append(leg.symbol)
-        return missing
+        securities = self._algorithm.securities  # symbol_for subscribes the contract
+        return [
+            leg.symbol
+            for leg in legs
+            if float((s := securities[self._algorithm.symbol_for(leg)]).price) <= 0 or not bool(s.has_data)
+        ]
 
-    def _note_refusals(self, tickets: Sequence[OrderTicket], tag: str) -> None:
-        # LEAN's pre-order checks refuse with an invalid ticket whose request response holds the reason
-        # (Common/Orders/OrderTicket.cs InvalidSubmitRequest); no order event carries it
-        for ticket in tickets:
-            if ticket.status == OrderStatus.INVALID:
-                self._refusals.pop(tag, None)
-                self._refusals[tag] = str(ticket.submit_request.response.error_message or "")
-                while len(self._refusals) > 100:
-                    del self._refusals[next(iter(self._refusals))]
+    def _valid(self, ticket: OrderTicket, tag: str) -> bool:
+        # a pre-order check refusal is an invalid ticket whose request response holds the reason (OrderTicket.cs
+        # InvalidSubmitRequest); no order event carries it
+        if ticket.status == OrderStatus.INVALID:
+            self._refuse(tag, str(ticket.submit_request.response.error_message or ""))
+        return bool(ticket.status != OrderStatus.INVALID)
+
+    def _refuse(self, tag: str, reason: str) -> None:
+        self._refusals.pop(tag, None)
+        self._refusals[tag] = reason
+        while len(self._refusals) > 100:
+            del self._refusals[next(iter(self._refusals))]
 
     def refusal_reason(self, tag: str) -> str:
         return self._refusals.get(tag, "")
@@ -349,29 +357,23 @@ class LeanBroker:
     def cancel(self, order_id: int) -> None:
         self._algorithm.transactions.cancel_order(order_id)
 
-    def _ours(self, symbol: Symbol) -> bool:
+    def _held(self) -> Iterable[tuple[str, SecurityHolding]]:
         # contracts, and the underlying's shares (exercise/assignment)
-        return symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION) or (
-            symbol == self._algorithm.underlying_symbol and symbol.security_type == SecurityType.EQUITY
-        )
-
-    def holdings(self) -> Mapping[str, int]:
-        held: Dict[str, int] = {}
         for holding in self._algorithm.portfolio.values():
             symbol = holding.symbol
-            if holding.invested and self._ours(symbol):
+            if holding.invested and (
+                symbol.security_type in (SecurityType.OPTION, SecurityType.INDEX_OPTION)
+                or (symbol == self._algorithm.underlying_symbol and symbol.security_type == SecurityType.EQUITY)
+            ):
                 key = _key_of(symbol)
                 self._algorithm.known_symbols[key] = symbol
-                held[key] = int(holding.quantity)
-        return held
+                yield key, holding
+
+    def holdings(self) -> Mapping[str, int]:
+        return {key: int(holding.quantity) for key, holding in self._held()}
 
     def average_prices(self) -> Mapping[str, float]:
-        prices: Dict[str, float] = {}
-        for holding in self._algorithm.portfolio.values():
-            symbol = holding.symbol
-            if holding.invested and self._ours(symbol):
-                prices[_key_of(symbol)] = float(holding.average_price)
-        return prices
+        return {key: float(holding.average_price) for key, holding in self._held()}
 
     def open_order_ids(self) -> Sequence[int]:
         return [int(order.id) for order in self._algorithm.transactions.get_open_orders()]
@@ -380,8 +382,6 @@ class LeanBroker:
         return [int(order.id) for order in self._algorithm.transactions.get_orders_by_brokerage_id(broker_id)]
 
     def open_orders_with_tag(self, tag: str) -> Sequence[SubmittedOrder]:
-        # open orders reloaded at a live restart keep the tag the brokerage returned (new LEAN ids:
-        # BrokerageTransactionHandler.AddOpenOrder)
         return [
             SubmittedOrder(_key_of(order.symbol), int(order.id), tuple(str(b) for b in order.broker_id))
             for order in self._algorithm.transactions.get_open_orders()

@@ -149,6 +149,22 @@ class BrokerPort(Protocol):
         before this returns. Returns one SubmittedOrder per leg; an empty list means refused."""
         ...
 
+    def submit_combo_limit(self, legs: Sequence[LegSpec], limit_price: float, tag: str) -> List[SubmittedOrder]:
+        """Place all legs as one combo LIMIT order tagged `tag` (LEAN: QCAlgorithm.ComboLimitOrder). `limit_price`
+        is signed, per unit of the legs reduced by their greatest common divisor: positive pays at most that
+        debit, negative receives at least that credit (core/combo_limits.py says how LEAN fills it; a credit
+        limit below 0 never fills for a debit). LEAN rounds it to `core.combo_limits.limit_tick`. A zero limit
+        is refused (LEAN throws), with the reason in `refusal_reason(tag)`. Returns one SubmittedOrder per leg;
+        empty means refused. It does not fill on the bar it is placed."""
+        ...
+
+    def update_limit(self, order_id: int, limit_price: float) -> str:
+        """Move the limit of the working combo limit order that `order_id` (any of its legs) belongs to; the
+        whole group takes it (LEAN: OrderTicket.UpdateLimitPrice -> ComboLimitOrder.ApplyUpdateOrderRequest). ""
+        when accepted, else the reason (e.g. the order is already filled or canceled). To give up, `cancel`
+        any leg: LEAN cancels every leg of the group."""
+        ...
+
     def submit_single(self, leg: LegSpec, tag: str) -> Optional[SubmittedOrder]:
         """Place one leg as a market order (used to complete or roll back single legs)."""
         ...
