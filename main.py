@@ -34,7 +34,6 @@ from core.params import Params
 from core.selection import REFERENCE_PRICE, listed_strikes
 from strategies import build_strategies
 from core.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
-from core.combo_limits import combo_ratio
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
 _EVENT_STATUS = {

@@ -19,24 +19,15 @@ they are.
 from __future__ import annotations
 
 import math
-from typing import Iterable, List, Mapping, Sequence, Tuple
+from typing import List, Mapping, Sequence
 
+from core.contracts import combo_ratio
 from core.ports import LegSpec
 
 # underlyings whose options LEAN models as index options (main.py adds them with add_index_option)
 INDEX_OPTION_UNDERLYINGS = frozenset({"SPX", "NDX", "RUT"})
 EQUITY_OPTION_TICK = 0.01
 INDEX_OPTION_COMBO_TICK = 0.05
-
-
-def combo_ratio(quantities: Iterable[int]) -> Tuple[List[int], int]:
-    """(leg ratios with GCD 1, units) such that ratio x units == quantity for every leg; units >= 1."""
-    signed = [int(quantity) for quantity in quantities]
-    units = 0
-    for quantity in signed:
-        units = math.gcd(units, quantity)
-    units = max(units, 1)
-    return [quantity // units for quantity in signed], units
 
 
 def limit_tick(legs: Sequence[LegSpec]) -> float:

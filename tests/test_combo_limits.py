@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.combo_limits import combo_ratio, limit_tick, limit_walk, unit_price
+from core.combo_limits import limit_tick, limit_walk, unit_price
+from core.contracts import combo_ratio
 from core.ports import LegSpec
 from core.records import Right
 

@@ -8,18 +8,22 @@ from datetime import date
 from typing import Any, Dict, List
 
 from core.combo_limits import limit_walk, unit_price
+from core.contracts import contract_key
 from core.ports import LegSpec
+from core.records import Right
 from tests.harness.lean_stub.enums import OrderStatus, OrderType
 from tests.harness.loader import load_main
 from tests.harness.simulation import Deployment
 
 FRIDAY = date(2024, 1, 5)
+WEEKLY = date(2024, 1, 12)  # a listed Friday weekly (tests/harness/market_calendar.py)
 QUIET = {"lt112-enabled": "false", "zero-dte-enabled": "false"}
 
 
 def _spread_algorithm(act: Any) -> type:
     """main's algorithm with both strategies off; at 10:00 it hands a LeanBroker and a put credit spread of two
-    units (short the higher strike) to `act`, then keeps calling it every step with the same state."""
+    units (short the higher strike, a week out; main.py subscribes the contracts) to `act`, then keeps calling it
+    every step with the same state."""
     base = load_main()
     lean_broker = sys.modules["main"].LeanBroker
 
@@ -30,15 +34,10 @@ def _spread_algorithm(act: Any) -> type:
                 return
             state: Dict[str, Any] = self.__dict__.setdefault("spread_state", {})
             if not state and (self.time.hour, self.time.minute) == (10, 0):
-                chain = data.option_chains[self.option_symbol]
-                quotes = [self.remember_contract(c) for c in chain if c.right.name == "PUT"]
-                later = [q for q in quotes if q is not None and q.expiry > self.time.date()]
-                expiry = min(q.expiry for q in later)
-                puts = sorted((q for q in later if q.expiry == expiry), key=lambda q: q.strike)
-                short, long = puts[-3], puts[-6]
+                short = float(round(self.securities[self.underlying_symbol].price)) - 2.0
                 state["legs"] = [
-                    LegSpec(q.symbol, q.underlying, q.right, q.strike, q.expiry, quantity)
-                    for q, quantity in ((short, -2), (long, 2))
+                    LegSpec(contract_key("SPY", WEEKLY, Right.PUT, strike), "SPY", Right.PUT, strike, WEEKLY, quantity)
+                    for strike, quantity in ((short, -2), (short - 3.0, 2))
                 ]
                 state["broker"] = lean_broker(self)
             if state:
