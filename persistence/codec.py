@@ -25,7 +25,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import cache
-from typing import Any, Callable, Dict, Hashable, Tuple, Type, TypeVar, cast
+from operator import itemgetter
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Type, TypeVar, cast
 
 from core.records import FORBIDDEN_FIELDS
 
@@ -355,12 +356,15 @@ def _tuple_decoder(tp: Any) -> Decoder:
     args = typing.get_args(tp)
     if len(args) == 2 and args[1] is Ellipsis:
         decode_item = _decoder(args[0])
+        exact = _EXACT_TYPES.get(args[0])
+        if exact is not None:  # str, int or bool items are used as they are once their type is checked
+            return _exact_tuple_decoder(exact, decode_item)
 
         def decode_many(raw: Any) -> Any:
             if type(raw) is not list:
                 raise RecordError(f": expected a list, got {type(raw).__name__}")
             try:
-                return tuple([decode_item(item) for item in raw])
+                return tuple(map(decode_item, raw))
             except RecordError as error:
                 raise _at_index(decode_item, raw, error) from None
 
@@ -376,13 +380,134 @@ def _tuple_decoder(tp: Any) -> Decoder:
 
 
 def _enum_decoder(enum_type: Type[Enum]) -> Decoder:
+    # a dict lookup by the stored value, its exact type checked first, so 1 never stands for an enum's 1.0 (or
+    # True for 1): what enum_type(raw) accepts minus the loose equalities, at a fraction of the cost
+    members: Dict[Any, Enum] = {member._value_: member for member in enum_type}
+    value_types = frozenset(type(value) for value in members)
+
     def decode(raw: Any) -> Any:
-        try:
-            return enum_type(raw)
-        except ValueError:
-            raise RecordError(f": {raw!r} is not a {enum_type.__name__}") from None
+        member = members.get(raw) if type(raw) in value_types else None
+        if member is None:
+            raise RecordError(f": {raw!r} is not a {enum_type.__name__}")
+        return member
 
     return decode
+
+
+def _exact_tuple_decoder(exact: type, decode_item: Decoder) -> Decoder:
+    only_exact = {exact}
+
+    def decode_exact(raw: Any) -> Any:
+        if type(raw) is list and (not raw or set(map(type, raw)) == only_exact):
+            return tuple(raw)
+        # the reference path: it raises with the failing index (or a wrong container type)
+        if type(raw) is not list:
+            raise RecordError(f": expected a list, got {type(raw).__name__}")
+        return tuple([decode_item(item) for item in raw])
+
+    return decode_exact
+
+
+# field types whose JSON value is the Python value itself once its exact type is checked (no conversion):
+# type(True) is bool, so a bool never passes for an int and the reverse
+_EXACT_TYPES: Dict[Any, type] = {str: str, int: int, bool: bool}
+_SIGNATURES_PER_TYPE = 256  # distinct type patterns remembered per record type (None or not, int or float...)
+
+
+class _Plan:
+    """How to decode a body whose values have one given pattern of JSON types (its signature): the values to
+    convert, each with a converter that raises on a bad value, and the floats to check for finiteness."""
+
+    __slots__ = ("converts", "finite")
+
+    def __init__(self, converts: List[Tuple[str, Callable[[Any], Any]]], finite: Optional[Callable[[Any], Any]]):
+        self.converts = converts
+        self.finite = finite
+
+
+def _converter(tp: Any, json_type: type) -> Optional[Tuple[bool, Optional[Callable[[Any], Any]]]]:
+    """For a field of type `tp` holding a JSON value of type `json_type`: (check finite, converter or None to
+    keep the value), or None when no value of that JSON type can be a `tp` (the reference path then says why).
+    Converters raise (RecordError, KeyError, ValueError...) on a bad value; any raise means the reference path."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        if json_type is type(None):
+            return False, None
+        tp = _optional_inner(tp)
+    if tp in _EXACT_TYPES:
+        return (False, None) if json_type is _EXACT_TYPES[tp] else None
+    if tp is float:
+        return (True, None) if json_type is float else (False, float) if json_type is int else None
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        members = {member._value_: member for member in tp}
+        return (False, members.__getitem__) if json_type in {type(value) for value in members} else None
+    if json_type is str and tp in (date, datetime, Decimal):
+        return False, _SIMPLE_DECODERS[tp]
+    if (json_type is list and typing.get_origin(tp) is tuple) or (json_type is dict and is_dataclass(tp)):
+        return False, _decoder(tp)
+    return None
+
+
+def _plan_for(names: Sequence[str], hints: Dict[str, Any], signature: Tuple[type, ...]) -> Optional[_Plan]:
+    converts: List[Tuple[str, Callable[[Any], Any]]] = []
+    finite: List[int] = []
+    for index, (name, json_type) in enumerate(zip(names, signature, strict=True)):
+        how = _converter(hints[name], json_type)
+        if how is None:
+            return None
+        if how[0]:
+            finite.append(index)
+        if how[1] is not None:
+            converts.append((name, how[1]))
+    return _Plan(converts, _finite_check(finite))
+
+
+def _finite_check(indexes: List[int]) -> Optional[Callable[[Any], Any]]:
+    """A check that the floats at `indexes` of a values tuple are all finite: their sum is finite only then (a
+    sum that overflows is a false alarm, and the reference path then accepts the values)."""
+    if not indexes:
+        return None
+    if len(indexes) == 1:
+        (index,) = indexes
+        return lambda values: math.isfinite(values[index])
+    pick = itemgetter(*indexes)
+    return lambda values: math.isfinite(sum(pick(values)))
+
+
+def _fast_decoder(cls: type, names: Sequence[str], hints: Dict[str, Any]) -> Callable[[Dict[str, Any]], Any]:
+    """Decodes a body with exactly the fields of `cls` in a few C-level steps: the types of all values at once,
+    a plan remembered per pattern of types, converters only for the values that need one (dates, enums,
+    tuples, nested records, ints standing for floats). Returns None when anything does not fit, and the
+    reference decoder (which names the failing field) runs instead: the fast path never accepts what the
+    reference path refuses (tests/test_persistence_codec.py compares the two)."""
+    get_all = itemgetter(*names) if len(names) > 1 else (lambda raw: (raw[names[0]],))
+    plans: Dict[Tuple[type, ...], Optional[_Plan]] = {}
+
+    def decode_fast(raw: Dict[str, Any]) -> Any:
+        values = get_all(raw)
+        signature = tuple(map(type, values))
+        plan = plans.get(signature, _UNSEEN)
+        if plan is _UNSEEN:
+            if len(plans) >= _SIGNATURES_PER_TYPE:
+                plans.clear()
+            plan = plans[signature] = _plan_for(names, hints, signature)
+        if plan is None:
+            return None
+        if plan.finite is not None and not plan.finite(values):
+            return None
+        body = dict(raw)
+        try:
+            for name, convert in plan.converts:
+                body[name] = convert(body[name])
+        except Exception:  # any bad value: the reference path decides and names it
+            return None
+        record: Any = object.__new__(cls)
+        object.__setattr__(record, "__dict__", body)
+        return record
+
+    return decode_fast
+
+
+_UNSEEN: Any = object()
 
 
 def _dataclass_decoder(cls: type) -> Decoder:
@@ -396,9 +521,15 @@ def _dataclass_decoder(cls: type) -> Decoder:
     # is several times faster than the frozen __init__ and matters when thousands of groups load at start-up
     direct = all(f.default_factory is MISSING for f in record_fields) and not hasattr(cls, "__post_init__")
 
+    decode_fast = _fast_decoder(cls, [name for name, _ in plan], hints) if direct else None
+
     def decode(raw: Any) -> Any:
         if type(raw) is not dict:
             raise RecordError(f": expected an object, got {type(raw).__name__}")
+        if decode_fast is not None and raw.keys() == known:
+            fast = decode_fast(raw)
+            if fast is not None:
+                return fast
         if len(raw) != len(known) or raw.keys() - known:
             extra = raw.keys() - known
             forbidden = sorted(extra & FORBIDDEN_FIELDS)

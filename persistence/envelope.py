@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, NamedTuple, Optional
 
 from persistence.bounds import text_problem
 from persistence.codec import canonical_json
@@ -65,6 +66,62 @@ _PLAIN = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 def _quoted(text: str) -> str:
     """json.dumps of a string; ISO times and schema names need no escaping, so they skip the encoder."""
     return f'"{text}"' if _PLAIN.issuperset(text) else json.dumps(text)
+
+
+# the fields after the body exactly as `seal` writes them (a saved_at that needed escaping does not match: such a
+# text takes the full path). Possessive repeats only: matching costs linear time, never backtracks.
+_SEALED_TAIL = re.compile(
+    r',"checksum":"([0-9a-f]{64}+)","saved_at":"([^"\\\x00-\x1f]*+)","schema":"([a-z_]++)",'
+    r'"seq":(0|[1-9][0-9]{0,15}+),"version":([1-9][0-9]{0,8}+)\}'
+)
+
+
+class SealedFrame(NamedTuple):
+    """What a text written by `seal` says about itself, its checksum verified over the body's exact bytes."""
+
+    seq: int
+    schema: str
+    version: int
+    body_end: int  # the body is text[len('{"body":') : body_end]
+    checksum: str
+    saved_at: str
+
+
+def sealed_frame(text: str) -> Optional[SealedFrame]:
+    """The frame of a text exactly as `seal` wrote it, checksum verified, WITHOUT parsing the body; None for any
+    other text (another layout, a checksum that does not match, a seq beyond MAX_SEQ): such a text takes the
+    full path, `open_envelope`, which says what is wrong with it. A frame proves the bytes are the ones sealed
+    (no torn write, no edit without a new checksum); it does not prove the body is a valid record: a body is
+    parsed, decoded and checked before it is used (`open_sealed`, loader.py). Linear time: one rfind, one
+    anchored match, one sha256."""
+    if not text.startswith(_BODY_START):
+        return None
+    end = text.rfind(_CHECKSUM_MARK)
+    match = _SEALED_TAIL.fullmatch(text, end) if end > len(_BODY_START) else None
+    if match is None:
+        return None
+    checksum, saved_at, schema, seq_text, version_text = match.groups()
+    seq, version = int(seq_text), int(version_text)
+    if seq > MAX_SEQ or checksum_of(schema, version, seq, text[len(_BODY_START) : end]) != checksum:
+        return None
+    return SealedFrame(seq, schema, version, end, checksum, saved_at)
+
+
+def open_sealed(text: str, frame: SealedFrame) -> Envelope:
+    """`open_envelope` for a text whose `sealed_frame` is `frame`: the fields after the body are known (they
+    matched the exact layout seal writes, which is valid JSON), so only the body is bounded and parsed; it
+    must be one JSON object and nothing else. EnvelopeError as open_envelope."""
+    body_text = text[len(_BODY_START) : frame.body_end]
+    problem = text_problem(body_text)
+    if problem is not None:
+        raise EnvelopeError(problem)
+    try:
+        body = json.loads(body_text)
+    except (ValueError, RecursionError) as error:
+        raise EnvelopeError(f"not JSON, truncated or damaged ({error.__class__.__name__}: {error})") from None
+    if type(body) is not dict:
+        raise EnvelopeError("envelope body must be an object")
+    return Envelope(frame.schema, frame.version, frame.seq, frame.saved_at, frame.checksum, body)
 
 
 def open_envelope(text: str) -> Envelope:
@@ -119,4 +176,13 @@ def _checksum_matches(text: str, envelope: Envelope) -> bool:
     return checksum_of(schema, version, seq, body_text) == checksum
 
 
-__all__ = ["Envelope", "EnvelopeError", "checksum_of", "open_envelope", "seal"]
+__all__ = [
+    "Envelope",
+    "EnvelopeError",
+    "SealedFrame",
+    "checksum_of",
+    "open_envelope",
+    "open_sealed",
+    "seal",
+    "sealed_frame",
+]

@@ -64,7 +64,7 @@ def check_key(key: str) -> str:
 
 def escape_segment(text: str) -> str:
     """Key-safe, reversible form of any text: characters outside [A-Za-z0-9_-] become '=XX' per UTF-8 byte."""
-    if text and all(char in _SAFE_CHARS for char in text):
+    if text and _SAFE_CHARS.issuperset(text):
         return text
     out = []
     for char in text:
@@ -176,6 +176,8 @@ def parse_record_key(relative: str) -> Optional[Tuple[str, str]]:
     if "/" in stem or len(stem) < 3 or stem[-2] != "-" or stem[-1] not in ALL_SLOTS:
         return None
     escaped = stem[:-2]
+    if escaped and _SAFE_CHARS.issuperset(escaped):
+        return escaped, stem[-1]  # no escapes: the name is the segment itself (what the round trip below gives)
     name = unescape_segment(escaped)
     if escape_segment(name) != escaped:
         return None  # not produced by escape_segment: not ours

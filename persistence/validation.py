@@ -106,18 +106,21 @@ def _leg_problem(leg: LegRecord, limits: RecordLimits) -> Optional[str]:
 
 
 def _group_problem(group: OrderGroupRecord, limits: RecordLimits) -> Optional[str]:
-    problem = _first(_leg_problem(leg, limits) for leg in group.legs)
-    if problem is not None:
-        return f"group {group.group_id}: {problem}"
-    duplicate = _duplicate(leg.symbol for leg in group.legs)
-    if duplicate is not None:
-        return f"group {group.group_id}: two legs for {duplicate!r}"
-    duplicate = _duplicate(order_id for leg in group.legs for order_id in leg.order_ids)
-    if duplicate is not None:
-        return f"group {group.group_id}: order id {duplicate} appears twice"
-    duplicate = _duplicate(key for leg in group.legs for key in leg.fill_keys)
-    if duplicate is not None:
-        return f"group {group.group_id}: fill {duplicate!r} booked twice"
+    legs = group.legs
+    for leg in legs:
+        problem = _leg_problem(leg, limits)
+        if problem is not None:
+            return f"group {group.group_id}: {problem}"
+    # duplicates: one set per kind (the common case, none, costs a set build; the error path finds which)
+    symbols = [leg.symbol for leg in legs]
+    if len(set(symbols)) != len(symbols):
+        return f"group {group.group_id}: two legs for {_duplicate(symbols)!r}"
+    order_ids = [order_id for leg in legs for order_id in leg.order_ids]
+    if len(set(order_ids)) != len(order_ids):
+        return f"group {group.group_id}: order id {_duplicate(order_ids)} appears twice"
+    fill_keys = [key for leg in legs for key in leg.fill_keys]
+    if len(set(fill_keys)) != len(fill_keys):
+        return f"group {group.group_id}: fill {_duplicate(fill_keys)!r} booked twice"
     if group.parent_group_id == group.group_id:
         return f"group {group.group_id} names itself as its parent"
     return None
@@ -132,9 +135,9 @@ def _position_problem(position: PositionRecord, limits: RecordLimits) -> Optiona
             return f"{where}: {contract.symbol!r} quantity {contract.quantity} is 0 or beyond the limit"
         if contract.strike <= 0 and not shares:
             return f"{where}: {contract.symbol!r} strike {contract.strike} is not positive"
-    duplicate = _duplicate(contract.symbol for contract in position.contracts)
-    if duplicate is not None:
-        return f"{where}: {duplicate!r} listed twice"
+    symbols = [contract.symbol for contract in position.contracts]
+    if len(set(symbols)) != len(symbols):
+        return f"{where}: {_duplicate(symbols)!r} listed twice"
     if position.max_loss < 0:
         return f"{where}: negative maximum loss {position.max_loss}"
     return None
