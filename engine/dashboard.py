@@ -6,14 +6,14 @@ Charts (chart -> series):
 - "Drawdown": "Drawdown %" against the breaker thresholds "Halve at %", "No new at %", "Close all at %";
 - "Positions": "Open positions";
 - "Recoveries": "Recovery steps" (scatter: recovery steps noted in the audit trail since the last sample);
-- "ObjectStore": "Store keys", "Store KB" (the keys of this namespace and their bytes).
+- "ObjectStore": "Store KB" (the bytes of this namespace's keys; their count is in the runtime statistic).
 
 LEAN's limits (Lean commit 24863901):
 - Engine/Results/BacktestingResultHandler.cs, SampleRange: a set of series NAMES (across all charts) is counted
   against Controls.MaximumChartSeries; a series past it is ignored. The default in Common/Packets/Controls.cs
   (Controls()) is 10 (the cloud tier quota; a local `lean backtest` gets 30 from Launcher/config.json
-  "maximum-chart-series"). So at most MAX_SERIES distinct series names: the fixed list above holds 8 plus one
-  per strategy; more strategies than fit lose their state series (logged once, never an exception).
+  "maximum-chart-series"). So at most MAX_SERIES distinct series names: the fixed list above holds 7, leaving
+  three for strategy states; more strategies than fit lose their state series (logged once, never an exception).
 - The same method refuses points past Controls.MaximumDataPointsPerChartSeries (default 4000 in Controls()):
   every series here stops at MAX_POINTS_PER_SERIES (logged once). Points are plotted only when a value
   changes, plus once a day for the slow lines, so a year uses a few hundred per series.
@@ -108,7 +108,6 @@ class Dashboard:
             SeriesSpec(DRAWDOWN_CHART, "Close all at %", unit="%"),
             SeriesSpec(POSITIONS_CHART, "Open positions"),
             SeriesSpec(RECOVERIES_CHART, "Recovery steps", scatter=True),
-            SeriesSpec(STORE_CHART, "Store keys"),
             SeriesSpec(STORE_CHART, "Store KB", unit="KB"),
         ]
         room = MAX_SERIES - len(fixed)
@@ -136,7 +135,6 @@ class Dashboard:
             values[(DRAWDOWN_CHART, "No new at %")] = self.thresholds.no_new * 100
             values[(DRAWDOWN_CHART, "Close all at %")] = self.thresholds.close_all * 100
         if daily or force:
-            values[(STORE_CHART, "Store keys")] = float(facts.store_keys)
             values[(STORE_CHART, "Store KB")] = round(facts.store_bytes / 1024, 1)
         new_steps = facts.recovery_steps - self._recoveries_plotted
         if new_steps > 0:

@@ -11,11 +11,11 @@ from tests import demo
 from tests.harness.lean_stub.charting import MAXIMUM_CHART_SERIES, MAXIMUM_DATA_POINTS_PER_CHART_SERIES
 
 EXPECTED = {
-    "Strategy states": {"lt112", "zero_dte"},
+    "Strategy states": {"lt112", "zero_dte", "put_credit_spread"},
     "Drawdown": {"Drawdown %", "Halve at %", "No new at %", "Close all at %"},
     "Positions": {"Open positions"},
     "Recoveries": {"Recovery steps"},
-    "ObjectStore": {"Store keys", "Store KB"},
+    "ObjectStore": {"Store KB"},
 }
 
 
