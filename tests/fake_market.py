@@ -9,7 +9,7 @@ from typing import Dict, Optional, Sequence
 from core.params import Params, rules_hash
 from core.ports import OptionQuote
 from core.records import ContractRecord, PositionRecord, StrategyState, StrategyStateRecord
-from engine.facts import PlanFacts, targets_from_fill
+from engine.facts import PlanFacts, facts_of, targets_from_fill
 from strategies.base import EntryPlan
 
 SPOT = 470.0  # the synthetic SPY level the rule tests build their chains around
@@ -62,4 +62,5 @@ def position_from_plan(plan: EntryPlan, position_id: str, entry_time: datetime) 
         max_loss=stop,
         params_hash=rules_hash([Params()]),
         credit_received=plan.credit,
+        facts=facts_of(plan.facts),
     )
