@@ -16,6 +16,7 @@ from strategies.base import Strategy
 REGISTERED: Tuple[str, ...] = (
     "strategies.lt112",
     "strategies.zero_dte",
+    "strategies.put_credit_spread",
 )
 
 

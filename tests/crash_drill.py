@@ -25,6 +25,10 @@ of 8 % that leaves the 0DTE condor's short put deep in the money on its expiry d
 strike, and the engine must book the assignment, sell the shares and close what is left, whatever the crash.
 The shares count like any holding in no-untracked/no-orphan.
 
+A fourth scenario (`three-strategies`): the base market with the monthly put credit spread switched on beside
+LT112 and the 0DTE (strategies/put_credit_spread.py, the worked example of the strategy API), a broker that
+fills a leg of the first entry in parts, cancels a leg of the second and fills one late.
+
 Invariants checked on every run (a failure is a violation; the drill exits 1 on any):
 - no-orphan: no open position record claims a contract the broker does not hold, and recovery never had to
   close an orphaned position ("orphan-cleaned" audit) — every exit was written ahead, so none should exist;
@@ -103,7 +107,7 @@ PROJECT_ID = 424242
 class Scenario:
     weeks: int
     seed: int
-    name: str = "base"  # "base", "refused-long" or "assignment" (see the module docstring)
+    name: str = "base"  # "base", "refused-long", "assignment" or "three-strategies" (see the module docstring)
 
     @property
     def refused_long(self) -> bool:
@@ -128,6 +132,7 @@ class Scenario:
             "underlying": "SPY",
             "lt112-enabled": "true",
             "zero-dte-enabled": "true",
+            "put-credit-spread-enabled": "true" if self.name == "three-strategies" else "false",
             # a low first threshold so the HALVE breaker trips (and must survive restarts) while trading goes on
             "risk-halve-drawdown": "0.003",
             "risk-no-new-drawdown": "0.05",
@@ -141,6 +146,14 @@ class Scenario:
             return FaultPlan(rules={(1, 1): LegFault("cancel")})  # LT112 entry: the long put is cancelled
         if self.name == "assignment":
             return FaultPlan()
+        if self.name == "three-strategies":
+            return FaultPlan(
+                rules={
+                    (1, 2): LegFault("partial", fraction=0.5, delay_steps=3),  # the first entry: a leg in parts
+                    (2, 1): LegFault("cancel"),  # the second entry: its first leg cancelled by the broker
+                    (4, 2): LegFault("late", delay_steps=2),
+                },
+            )
         return FaultPlan(
             rules={
                 (1, 3): LegFault("partial", fraction=0.5, delay_steps=3),  # LT112 entry: naked puts fill in parts
@@ -467,8 +480,13 @@ def print_table(outcomes: Sequence[RunOutcome], available: Counter[str]) -> int:
     return total_violations
 
 
-SCENARIO_NAMES = ("base", "refused-long", "assignment")
-SHORT_PER_KIND = {"base": 25, "refused-long": 10, "assignment": 10}  # what --short samples per kind (CI time)
+SCENARIO_NAMES = ("base", "refused-long", "assignment", "three-strategies")
+SHORT_PER_KIND = {
+    "base": 25,
+    "refused-long": 10,
+    "assignment": 10,
+    "three-strategies": 10,
+}  # what --short samples per kind (CI time)
 
 
 def drill_scenario(scenario: Scenario, per_kind: Optional[int], jobs: int, show: int) -> int:

@@ -63,7 +63,9 @@ class DemoDeployment(Deployment):
 def _deployment(weeks: int, seed: int, storage: Optional[str], crash_at: tuple[int, ...]) -> DemoDeployment:
     end = START + timedelta(weeks=weeks) - timedelta(days=1)
     plan = CrashPlan(crash_at=crash_at)
-    return DemoDeployment(seed=seed, start=START, end=end, storage_root=storage, crash_plan=plan)
+    # all three strategies: the two the template is about and the put credit spread, the strategy API's example
+    parameters = {"put-credit-spread-enabled": "true"}
+    return DemoDeployment(seed=seed, start=START, end=end, storage_root=storage, crash_plan=plan, parameters=parameters)
 
 
 def _mid_trade(point: CrashPoint) -> bool:

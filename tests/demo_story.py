@@ -26,7 +26,11 @@ from persistence.loader import LoadResult
 from tests.harness.faults import CrashPoint
 
 NEW_YORK = ZoneInfo("America/New_York")
-STRATEGY_NAMES = {"lt112": "LT112 (120-day put structure)", "zero_dte": "Friday 0DTE (same-day spreads)"}
+STRATEGY_NAMES = {
+    "lt112": "LT112 (120-day put structure)",
+    "zero_dte": "Friday 0DTE (same-day spreads)",
+    "put_credit_spread": "Monthly put credit spread (45-day, the strategy API's example)",
+}
 _CONTRACT = re.compile(r"\b([A-Z]+)-(\d{4})(\d{2})(\d{2})-([PC])-(\d+(?:\.\d+)?)\b")
 _IN_FLIGHT = (GroupStatus.PENDING, GroupStatus.SUBMITTED, GroupStatus.INCOMPLETE)
 
