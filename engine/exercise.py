@@ -16,7 +16,7 @@ Booking (invariants):
   exercise delivers (booked with the contract's event: both events come from one exercise, so a crash
   between them loses nothing, and the delivery event only confirms it);
 - an event counts once (its fill key "run/order/event" is on the leg);
-- afterwards the position holds `engine_facts.position_holdings`; nothing left -> CLOSED with its realized
+- afterwards the position holds `engine.facts.position_holdings`; nothing left -> CLOSED with its realized
   P&L; anything left is flattened at the next open market, write-ahead: delivered shares first, by a
   SETTLEMENT group of their own (single market orders; a partial fill is completed like an exit), then the
   rest of the structure by an ordinary EXIT group: a careful trader keeps neither assigned shares nor half a
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from core.contracts import (
     SHARE_EXPIRY,
@@ -39,7 +39,7 @@ from core.contracts import (
     parse_contract_key,
 )
 from core.order_groups import mark_refused, new_group, open_legs
-from core.ports import EventStatus, LegSpec, OrderEventData
+from core.ports import BrokerPort, EventStatus, LegSpec, LogPort, OrderEventData
 from core.records import (
     GroupPurpose,
     GroupStatus,
@@ -51,9 +51,10 @@ from core.records import (
     Right,
 )
 from engine.facts import is_settled, new_record_id, position_holdings
-from engine.recovering import EngineRecovery
+from engine.ledger import Ledger
+from engine.order_desk import OrderDesk
+from engine.state import EngineState
 from recovery.reconcile import claims
-from recovery.startup import StartPlan
 
 SESSION_END = time(16, 0)  # a contract expiring today is settled by the broker after this (LEAN: overnight)
 
@@ -86,10 +87,25 @@ def _share_leg(symbol: str, quantity: int, price: float, fill_key: str) -> LegRe
     )
 
 
-class EngineExercise(EngineRecovery):
-    # ------------------------------------------------------------------------------------------- events
+class ExerciseBooking:
+    def __init__(
+        self,
+        state: EngineState,
+        ledger: Ledger,
+        *,
+        desk: OrderDesk,
+        broker: BrokerPort,
+        log: LogPort,
+        settle: Callable[[], None],
+    ) -> None:
+        self._state = state
+        self._ledger = ledger
+        self._desk = desk
+        self._broker = broker
+        self._log = log
+        self._settle = settle  # Settlement.settle, late-bound by the engine (settling acts through the desk)
 
-    def _book_exercise(self, event: OrderEventData) -> None:
+    def book_exercise(self, event: OrderEventData) -> None:
         """An event of an OptionExercise order (or one flagged as an assignment)."""
         if event.status is not EventStatus.FILLED or not event.fill_quantity:
             self._log.info(f"engine: exercise order {event.order_id}: {event.status.value}, nothing to book")
@@ -97,19 +113,19 @@ class EngineExercise(EngineRecovery):
         if is_share_key(event.symbol):
             self._book_delivery(event)
             return
-        fill_key = f"{self._run_id}/{event.order_id}/{event.event_id}"
-        if any(fill_key in leg.fill_keys for g in self._groups.values() for leg in g.legs):
+        fill_key = f"{self._ledger.run_id}/{event.order_id}/{event.event_id}"
+        if any(fill_key in leg.fill_keys for g in self._state.groups.values() for leg in g.legs):
             return  # already booked
         kind = "assignment" if event.is_assignment else "exercise" if event.in_the_money else "expiry"
         left = self._settle_contract(event, kind, fill_key)
         if left:
-            self._alert(
+            self._ledger.alert(
                 "exercise-unowned",
                 f"{kind} of {event.symbol} {left:+d} (order {event.order_id}) matches no open position; "
                 "reconcile decides",
                 event.symbol,
             )
-            self._reconcile_pending = True
+            self._state.reconcile_pending = True
         self._settle()
 
     def _settle_contract(self, event: OrderEventData, kind: str, fill_key: str) -> int:
@@ -151,10 +167,10 @@ class EngineExercise(EngineRecovery):
     def _owners(self, symbol: str, closing: int) -> List[Tuple[PositionRecord, int]]:
         """Open positions holding `symbol` on the side a fill of `closing` closes, with what each holds."""
         found = []
-        for _, position in sorted(self._positions.items()):
+        for _, position in sorted(self._state.positions.items()):
             if position.status is PositionStatus.CLOSED:
                 continue
-            held = position_holdings(position, self._groups.values()).get(symbol, 0)
+            held = position_holdings(position, self._state.groups.values()).get(symbol, 0)
             if held and (held > 0) != (closing > 0):
                 found.append((position, held))
         return found
@@ -162,8 +178,8 @@ class EngineExercise(EngineRecovery):
     def _save_settlement(
         self, position: PositionRecord, legs: Tuple[LegRecord, ...], kind: str, message: str
     ) -> OrderGroupRecord:
-        run_id = self._run_id
-        group_id = new_record_id(f"{position.position_id}-settle", self._now, run_id, self._taken_ids())
+        run_id = self._ledger.run_id
+        group_id = new_record_id(f"{position.position_id}-settle", self._state.now, run_id, self._state.taken_ids())
         group = OrderGroupRecord(
             group_id=group_id,
             strategy_id=position.strategy_id,
@@ -171,24 +187,24 @@ class EngineExercise(EngineRecovery):
             position_id=position.position_id,
             legs=legs,
             status=GroupStatus.FILLED,
-            created_at=self._now,
-            updated_at=self._now,
+            created_at=self._state.now,
+            updated_at=self._state.now,
             run_id=run_id,
             decision=f"{kind}: {message}" if message else kind,
         )
-        self._set_group(group)
-        self._flush()
+        self._ledger.set_group(group)
+        self._ledger.flush()
         what = ", ".join(f"{leg.symbol} {leg.filled_quantity:+d} at {leg.avg_fill_price:g}" for leg in legs)
-        self._alert(kind, f"position {position.position_id}: {kind} booked ({what}) -> {group_id}", group_id)
+        self._ledger.alert(kind, f"position {position.position_id}: {kind} booked ({what}) -> {group_id}", group_id)
         return group
 
     def _book_delivery(self, event: OrderEventData) -> None:
         """The underlying's event of an exercise: the shares were booked with the contract's event; a delivery
         we did not expect is booked on the settlement of the same order, or left to reconcile."""
-        run_id = self._run_id
+        run_id = self._ledger.run_id
         settlements = [
             g
-            for _, g in sorted(self._groups.items())
+            for _, g in sorted(self._state.groups.items())
             if g.purpose is GroupPurpose.SETTLEMENT
             and g.run_id == run_id
             and any(event.order_id in leg.order_ids for leg in g.legs)
@@ -197,50 +213,31 @@ class EngineExercise(EngineRecovery):
             self._log.info(f"engine: delivery {event.symbol} {event.fill_quantity:+d} already booked")
             return
         if not settlements:
-            self._alert("delivery-unowned", f"{event.symbol} {event.fill_quantity:+d} delivered: no settlement")
-            self._reconcile_pending = True
+            self._ledger.alert("delivery-unowned", f"{event.symbol} {event.fill_quantity:+d} delivered: no settlement")
+            self._state.reconcile_pending = True
             return
         group = settlements[0]
         fill_key = f"{run_id}/{event.order_id}/{event.event_id}"
         share = _share_leg(event.symbol, event.fill_quantity, event.fill_price, fill_key)
-        self._set_group(replace(group, legs=(*group.legs, share), updated_at=self._now))
-        self._flush()
-        self._alert("delivery", f"{event.symbol} {event.fill_quantity:+d} delivered, booked on {group.group_id}")
+        self._ledger.set_group(replace(group, legs=(*group.legs, share), updated_at=self._state.now))
+        self._ledger.flush()
+        self._ledger.alert("delivery", f"{event.symbol} {event.fill_quantity:+d} delivered, booked on {group.group_id}")
         self._settle()
 
     def _view_price(self) -> Optional[float]:
-        view = self._view
+        view = self._state.view
         return view.price if view is not None else None
 
-    # ------------------------------------------------------------------------------------------- afterwards
-
-    def _book(self, market_open: bool) -> StartPlan:
-        """Also close settled positions that hold nothing any more (a crash may have come between the
-        settlement and the close)."""
-        plan = super()._book(market_open)
-        if self._close_emptied():
-            plan = super()._book(market_open)
-        return plan
-
-    def _close_emptied(self) -> bool:
-        closed = False
-        groups = self._groups.values()
-        for position_id, position in sorted(self._positions.items()):
-            if position.status is PositionStatus.CLOSED or self._in_flight_for_position(position_id):
-                continue
-            if is_settled(position, groups) and not position_holdings(position, groups):
-                closed = self._close_position(position_id) or closed
-        return closed
-
-    def _flatten_settled(self) -> None:
+    def flatten_settled(self) -> None:
         """At an open market: every position an exercise or assignment touched is closed in full, write-ahead
         like any order. First the delivered shares, by a single order of their own (a contract that cannot be
-        traded right now never holds them up); then what is left of the structure, by an ordinary exit that
-        engine._manage_positions sends (`_settled_remainder`), with its escalation and bounds."""
-        for position_id, position in sorted(self._positions.items()):
-            if position.status is not PositionStatus.OPEN or self._in_flight_for_position(position_id):
+        traded right now never holds them up); then what is left of the structure, by an ordinary exit that the
+        trading loop sends (engine/trading_loop.py `manage_positions`, asking `settled_remainder`), with its
+        escalation and bounds."""
+        for position_id, position in sorted(self._state.positions.items()):
+            if position.status is not PositionStatus.OPEN or self._state.in_flight_for_position(position_id):
                 continue
-            groups = self._groups.values()
+            groups = self._state.groups.values()
             if not is_settled(position, groups):
                 continue
             held = position_holdings(position, groups)
@@ -248,10 +245,10 @@ class EngineExercise(EngineRecovery):
             if shares:
                 self._sell_shares(position, shares)
 
-    def _settled_remainder(self, position: PositionRecord) -> bool:
+    def settled_remainder(self, position: PositionRecord) -> bool:
         """True when an exercise, assignment or expiry left contracts of this position (and no shares): they are
         closed, whatever the strategy's rules would say about half a structure."""
-        groups = self._groups.values()
+        groups = self._state.groups.values()
         if not is_settled(position, groups):
             return False
         held = position_holdings(position, groups)
@@ -260,32 +257,32 @@ class EngineExercise(EngineRecovery):
     def _sell_shares(self, position: PositionRecord, shares: Dict[str, int]) -> None:
         """A SETTLEMENT group that closes the delivered shares: saved and flushed, then one market order each."""
         legs = [LegSpec(s, s, SHARE_RIGHT, SHARE_STRIKE, SHARE_EXPIRY, -q) for s, q in sorted(shares.items())]
-        if self._quotes_missing(f"{position.position_id}-shares", legs):
+        if self._desk.quotes_missing(f"{position.position_id}-shares", legs):
             return
         run_id = self._broker.run_id
-        group_id = new_record_id(f"{position.position_id}-shares", self._now, run_id, self._taken_ids())
+        group_id = new_record_id(f"{position.position_id}-shares", self._state.now, run_id, self._state.taken_ids())
         group = new_group(
-            group_id, position.strategy_id, GroupPurpose.SETTLEMENT, position.position_id, legs, self._now, run_id
+            group_id, position.strategy_id, GroupPurpose.SETTLEMENT, position.position_id, legs, self._state.now, run_id
         )
-        durable = self._set_group(group)
-        durable = self._flush_write_ahead() and durable
+        durable = self._ledger.set_group(group)
+        durable = self._ledger.flush_write_ahead() and durable
         if not durable:
-            self._alert("save-failed", f"share sale {group_id} not durable; no order placed", group_id)
-            self._set_group(mark_refused(self._groups[group_id], self._now), immediate=False)
+            self._ledger.alert("save-failed", f"share sale {group_id} not durable; no order placed", group_id)
+            self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
             return
         self._log.info(f"engine: selling delivered shares of {position.position_id} with {group_id}: {shares}")
-        self._submit(group_id, as_combo=False)
+        self._desk.submit(group_id, as_combo=False)
 
-    def _expire_at_end_of_run(self, now: datetime) -> None:
+    def expire_at_end_of_run(self, now: datetime) -> None:
         """The last day of a run: LEAN settles expiries on the next tradable date (DelistingEventProvider), so
         contracts that expired by now get no event inside the run. Book them as the exercise model will (out of
         the money at 0; in the money delivered at the strike or cash-settled at intrinsic of the last price),
         noted as an estimate, so the run's records and P&L end where the account will be."""
         spot = self._view_price()
-        for _, position in sorted(self._positions.items()):
+        for _, position in sorted(self._state.positions.items()):
             if position.status is PositionStatus.CLOSED:
                 continue
-            for symbol, held in sorted(position_holdings(position, self._groups.values()).items()):
+            for symbol, held in sorted(position_holdings(position, self._state.groups.values()).items()):
                 parsed = parse_contract_key(symbol)
                 if parsed is None or not _expired(parsed[1], now):
                     continue
@@ -297,7 +294,7 @@ class EngineExercise(EngineRecovery):
                 self._settle_contract(event, kind, f"end-of-run/{position.position_id}/{symbol}")
         self._settle()
 
-    def _settle_missed_exercises(self) -> None:
+    def settle_missed_exercises(self) -> None:
         """At a restart, before reconcile: what the broker did while we were down comes without events. A contract
         a position holds that the broker no longer holds, while no working order of ours could explain it, was
         exercised, assigned or expired: in the money and physically settled if its delivery shows in the shares
@@ -308,12 +305,12 @@ class EngineExercise(EngineRecovery):
         except Exception as error:
             self._log.error(f"engine: holdings unavailable, missed exercises not checked: {error!r}")
             return
-        claimed = claims(self._positions, self._groups)
-        working = {leg.symbol for g in self._groups.values() for leg in open_legs(g)}
-        for _, position in sorted(self._positions.items()):
+        claimed = claims(self._state.positions, self._state.groups)
+        working = {leg.symbol for g in self._state.groups.values() for leg in open_legs(g)}
+        for _, position in sorted(self._state.positions.items()):
             if position.status is PositionStatus.CLOSED:
                 continue
-            for symbol, held in sorted(position_holdings(position, self._groups.values()).items()):
+            for symbol, held in sorted(position_holdings(position, self._state.groups.values()).items()):
                 parsed = parse_contract_key(symbol)
                 if parsed is None or symbol in working or holdings.get(symbol, 0) or not claimed.get(symbol, 0):
                     continue
@@ -322,10 +319,10 @@ class EngineExercise(EngineRecovery):
                 unexplained = holdings.get(underlying, 0) - claimed.get(underlying, 0)
                 delivered = not self._cash_settled(symbol) and unexplained * delivery > 0
                 delivered = delivered and abs(unexplained) >= abs(delivery)
-                if not (delivered or _expired(expiry, self._now)):
+                if not (delivered or _expired(expiry, self._state.now)):
                     continue
                 self._book_missed(position, symbol, held, delivered, strike)
-                claimed = claims(self._positions, self._groups)
+                claimed = claims(self._state.positions, self._state.groups)
 
     def _book_missed(self, position: PositionRecord, symbol: str, held: int, delivered: bool, strike: float) -> None:
         spot = self._view_price()
@@ -334,9 +331,9 @@ class EngineExercise(EngineRecovery):
             return
         in_the_money = delivered or (spot is not None and intrinsic_value(parsed[2], strike, spot) >= 0.01)
         message = "while the algorithm was down (learned from holdings)"
-        event = self._settlement_event(symbol, held, in_the_money, now=self._now, message=message, spot=spot)
+        event = self._settlement_event(symbol, held, in_the_money, now=self._state.now, message=message, spot=spot)
         kind = "assignment" if event.is_assignment else "exercise" if in_the_money else "expiry"
-        self._settle_contract(event, kind, f"down/{self._run_id}/{position.position_id}/{symbol}")
+        self._settle_contract(event, kind, f"down/{self._ledger.run_id}/{position.position_id}/{symbol}")
 
     def _settlement_event(
         self, symbol: str, held: int, in_the_money: bool, *, now: datetime, message: str, spot: Optional[float]
@@ -374,4 +371,4 @@ def _expired(expiry: date, now: datetime) -> bool:
     return expiry < now.date() or (expiry == now.date() and now.time() >= SESSION_END)
 
 
-__all__ = ["CASH_SETTLED_UNDERLYINGS", "EngineExercise", "delivered_shares", "intrinsic_value"]
+__all__ = ["CASH_SETTLED_UNDERLYINGS", "ExerciseBooking", "delivered_shares", "intrinsic_value"]

@@ -2,7 +2,7 @@
 
 The engine is written against these structural types, not the concrete classes, so it can be tested with
 small fakes and so the concrete modules (persistence.store.StateStore, engine.risk.RiskManager,
-strategies.base rules) only have to *fit*, not inherit. The shapes follow .ci/DESIGN-CONTRACTS.md.
+strategies.base rules) only have to *fit*, not inherit.
 """
 
 from __future__ import annotations
