@@ -54,15 +54,15 @@ _INDEX_OPTION_TARGETS = {"SPX": "SPXW", "NDX": "NDXP", "RUT": "RUTW"}
 class LeanObjectStore(ObjectStorePort):
     """ObjectStorePort over QCAlgorithm.object_store (text only; save's bool is passed through).
 
-    `flush` claims durability only for what it confirmed: LocalObjectStore.Persist/PersistData
-    (Engine/Storage/LocalObjectStore.cs) catch every write error and only raise ErrorRaised, so get_file_path
-    returning proves nothing. Each key saved since the last confirmed flush is read back from the file at its
-    path and compared with what was saved; a mismatch is logged and the flush retried once (Persist writes
-    again while the store is dirty); still unconfirmed -> OSError, which StateStore.flush reports as failed."""
+    `flush` claims durability only for what it confirmed (Engine/Storage/LocalObjectStore.cs): GetFilePath of a
+    saved key runs Persist, PersistData writes every dirty entry but catches each error (ErrorRaised only), so
+    each key saved since the last confirmed flush is read back from its file (PathForKey: fixed per key, asked
+    once) and compared; a mismatch is logged and the flush retried once; still unconfirmed -> OSError."""
 
     def __init__(self, algorithm: QCAlgorithm) -> None:
         self._algorithm = algorithm
         self._unconfirmed: Dict[str, str] = {}  # key -> text saved since the last confirmed flush
+        self._paths: Dict[str, str] = {}  # key -> its file (live keys only: dropped on delete)
         self.sizes: Dict[str, int] = {}  # bytes of every key this run read or saved (the charts' store size)
 
     def save(self, key: str, text: str) -> bool:
@@ -99,6 +99,7 @@ class LeanObjectStore(ObjectStorePort):
 
     def delete(self, key: str) -> bool:
         self._unconfirmed.pop(key, None)
+        self._paths.pop(key, None)
         self.sizes.pop(key, None)
         return bool(self._algorithm.object_store.delete(key))
 
@@ -106,11 +107,15 @@ class LeanObjectStore(ObjectStorePort):
         return [str(key) for key in self._algorithm.object_store.keys]
 
     def flush(self) -> bool:
-        # LocalObjectStore.GetFilePath(existing key) persists every pending save synchronously; it is the only
-        # flush Python can reach. QC Cloud's store is not public, so there we cannot promise anything.
+        # the only flush Python can reach; QC Cloud's store is not public: there we cannot promise anything
         if self._algorithm.deployment_target != DeploymentTarget.LOCAL_PLATFORM:
             return False
         for attempt in (1, 2):
+            try:
+                if self._unconfirmed:
+                    self._path(min(self._unconfirmed), persist=True)
+            except OSError:
+                pass  # the read-back below finds what is missing
             missing = [key for key in sorted(self._unconfirmed) if not self._on_disk(key)]
             for key in set(self._unconfirmed) - set(missing):
                 del self._unconfirmed[key]
@@ -121,11 +126,14 @@ class LeanObjectStore(ObjectStorePort):
             )
         raise OSError(f"flush not confirmed on disk for {len(self._unconfirmed)} key(s)")
 
+    def _path(self, key: str, persist: bool = False) -> str:
+        if persist or key not in self._paths:
+            self._paths[key] = str(self._algorithm.object_store.get_file_path(key))
+        return self._paths[key]
+
     def _on_disk(self, key: str) -> bool:
-        """Persist (get_file_path of a known key), then compare the file's bytes with what was saved."""
         try:
-            path = str(self._algorithm.object_store.get_file_path(key))
-            with open(path, "rb") as stored:
+            with open(self._path(key), "rb") as stored:
                 return stored.read() == self._unconfirmed[key].encode("utf-8")
         except OSError:
             return False
