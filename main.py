@@ -440,7 +440,7 @@ class CrashSafeTemplate(QCAlgorithm):
 
     # -- set-up helpers -------------------------------------------------------------------------------------------
 
-    def _bind_state(self, run_id: str) -> None:
+    def _bind_state(self, run_id: str) -> TradingEngine:
         """Open this run's namespace, build the engine and load (restore) its state. No orders."""
         namespace = Namespace.for_run(
             project_id=str(self.project_id),
@@ -457,6 +457,7 @@ class CrashSafeTemplate(QCAlgorithm):
             self._engine.start(self.time)
         self._dashboard = LeanDashboard(self, self._engine, self._store, store_port, self._params)
         self._log.info(f"state namespace {namespace.root}")
+        return self._engine
 
     def _backtest_run_key(self) -> str:
         """The algorithm id; should the engine not have set it (it always does before on_warmup_finished), a
@@ -557,10 +558,7 @@ class CrashSafeTemplate(QCAlgorithm):
     # -- LEAN event handlers ---------------------------------------------------------------------------------------
 
     def on_warmup_finished(self) -> None:
-        if self._engine is None:
-            self._bind_state(self._backtest_run_key())
-        engine = self._engine
-        assert engine is not None
+        engine = self._engine or self._bind_state(self._backtest_run_key())
         with self._lock:
             engine.on_warmup_finished(LeanMarketView(self, None))
             self._sample_charts(daily=True, force=True)

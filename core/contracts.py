@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Iterable, List, Optional, Tuple
 
@@ -25,7 +25,13 @@ def contract_key(underlying: str, expiry: date, right: Right, strike: float) -> 
 SHARE_RIGHT = Right.CALL
 SHARE_STRIKE = 0.0
 SHARE_EXPIRY = date.max
-SHARES_PER_CONTRACT = 100  # US equity options deliver 100 shares (LEAN: Option.ContractUnitOfTrade)
+# A US equity or index option is on 100 of its underlying: its price x 100 is what it costs (LEAN:
+# SymbolProperties.ContractMultiplier) and an exercise delivers 100 shares (Option.ContractUnitOfTrade).
+OPTION_MULTIPLIER = 100
+SHARES_PER_CONTRACT = OPTION_MULTIPLIER
+# The US equity/index options regular session's close: rules' clock times assume it, and a contract expiring
+# today is settled by the broker after it.
+REGULAR_CLOSE = time(16, 0)
 
 
 def is_share_key(key: str) -> bool:

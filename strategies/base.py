@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import ClassVar, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
 
+from core.contracts import OPTION_MULTIPLIER, REGULAR_CLOSE
 from core.params import ParameterGetter, Params, fraction, read_config, require
 from core.ports import LegSpec, MarketView, OptionQuote
 from core.records import PositionRecord, StrategyStateRecord
-
-OPTION_MULTIPLIER = 100  # shares per contract for SPY and SPX/SPXW options
-REGULAR_CLOSE = time(16, 0)  # the US equity/index options regular session's close; params' clock times assume it
 
 
 @dataclass(frozen=True)
