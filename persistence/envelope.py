@@ -71,47 +71,56 @@ def _quoted(text: str) -> str:
 # the fields after the body exactly as `seal` writes them (a saved_at that needed escaping does not match: such a
 # text takes the full path). Possessive repeats only: matching costs linear time, never backtracks.
 _SEALED_TAIL = re.compile(
-    r',"checksum":"([0-9a-f]{64}+)","saved_at":"([^"\\\x00-\x1f]*+)","schema":"([a-z_]++)",'
-    r'"seq":(0|[1-9][0-9]{0,15}+),"version":([1-9][0-9]{0,8}+)\}'
+    rb',"checksum":"([0-9a-f]{64}+)","saved_at":"([^"\\\x00-\x1f\x7f-\xff]*+)","schema":"([a-z_]++)",'
+    rb'"seq":(0|[1-9][0-9]{0,15}+),"version":([1-9][0-9]{0,8}+)\}'
 )
+_BODY_START_BYTES = _BODY_START.encode()
+_CHECKSUM_MARK_BYTES = _CHECKSUM_MARK.encode()
 
 
 class SealedFrame(NamedTuple):
-    """What a text written by `seal` says about itself, its checksum verified over the body's exact bytes."""
+    """What a value written by `seal` says about itself, its checksum verified over the body's exact bytes."""
 
     seq: int
     schema: str
     version: int
-    body_end: int  # the body is text[len('{"body":') : body_end]
+    body_end: int  # the body is data[len('{"body":') : body_end]
     checksum: str
     saved_at: str
 
 
-def sealed_frame(text: str) -> Optional[SealedFrame]:
-    """The frame of a text exactly as `seal` wrote it, checksum verified, WITHOUT parsing the body; None for any
-    other text (another layout, a checksum that does not match, a seq beyond MAX_SEQ): such a text takes the
-    full path, `open_envelope`, which says what is wrong with it. A frame proves the bytes are the ones sealed
-    (no torn write, no edit without a new checksum); it does not prove the body is a valid record: a body is
-    parsed, decoded and checked before it is used (`open_sealed`, loader.py). Linear time: one rfind, one
-    anchored match, one sha256."""
-    if not text.startswith(_BODY_START):
+def sealed_frame(data: bytes) -> Optional[SealedFrame]:
+    """The frame of stored bytes exactly as `seal` wrote them (UTF-8), checksum verified, WITHOUT decoding or
+    parsing the body; None for anything else (another layout, a checksum that does not match, a seq beyond
+    MAX_SEQ): that value takes the full path, `open_envelope`, which says what is wrong with it. A frame
+    proves the bytes are the ones sealed (no torn write, no edit without a new checksum); it does not prove
+    the body is a valid record: a body is decoded, parsed and checked before it is used (`open_sealed`,
+    loader.py). Linear time: one rfind, one anchored match, one sha256."""
+    if not data.startswith(_BODY_START_BYTES):
         return None
-    end = text.rfind(_CHECKSUM_MARK)
-    match = _SEALED_TAIL.fullmatch(text, end) if end > len(_BODY_START) else None
+    end = data.rfind(_CHECKSUM_MARK_BYTES)
+    match = _SEALED_TAIL.fullmatch(data, end) if end > len(_BODY_START_BYTES) else None
     if match is None:
         return None
-    checksum, saved_at, schema, seq_text, version_text = match.groups()
+    checksum, saved_at, schema, seq_text, version_text = match.groups()  # ASCII by the pattern
     seq, version = int(seq_text), int(version_text)
-    if seq > MAX_SEQ or checksum_of(schema, version, seq, text[len(_BODY_START) : end]) != checksum:
+    if seq > MAX_SEQ:
         return None
-    return SealedFrame(seq, schema, version, end, checksum, saved_at)
+    digest = hashlib.sha256(b"%s\n%d\n%d\n" % (schema, version, seq))  # checksum_of's header
+    digest.update(memoryview(data)[len(_BODY_START_BYTES) : end])  # and the body's bytes
+    if digest.hexdigest().encode() != checksum:
+        return None
+    return SealedFrame(seq, schema.decode(), version, end, checksum.decode(), saved_at.decode())
 
 
-def open_sealed(text: str, frame: SealedFrame) -> Envelope:
-    """`open_envelope` for a text whose `sealed_frame` is `frame`: the fields after the body are known (they
-    matched the exact layout seal writes, which is valid JSON), so only the body is bounded and parsed; it
-    must be one JSON object and nothing else. EnvelopeError as open_envelope."""
-    body_text = text[len(_BODY_START) : frame.body_end]
+def open_sealed(data: bytes, frame: SealedFrame) -> Envelope:
+    """`open_envelope` for stored bytes whose `sealed_frame` is `frame`: the fields after the body are known
+    (they matched the exact layout seal writes, which is valid JSON), so only the body is decoded, bounded and
+    parsed; it must be one JSON object and nothing else. EnvelopeError as open_envelope."""
+    try:
+        body_text = data[len(_BODY_START_BYTES) : frame.body_end].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise EnvelopeError(f"not UTF-8 text ({error.reason} at byte {error.start + 8})") from None
     problem = text_problem(body_text)
     if problem is not None:
         raise EnvelopeError(problem)

@@ -254,25 +254,24 @@ class _SlotReader:
         bad, the older one would be parsed and checked here before use). This halves the parsing at start-up,
         where every record has two slots."""
         candidates: List[_Candidate] = []
-        sealed: List[Tuple[SealedFrame, str, str, bytes, str]] = []
+        sealed: List[Tuple[SealedFrame, str, str, bytes]] = []
         expected = (schema, name)
         for slot, key in sorted(slots.items()):
             data = self._fetch(key)
             if data is None:
                 continue
-            text = _sealed_text(data)
-            frame = sealed_frame(text) if text is not None else None
-            if frame is not None and text is not None and frame.schema == schema:
-                sealed.append((frame, slot, key, data, text))
+            frame = sealed_frame(data) if len(data) <= MAX_VALUE_CHARS else None
+            if frame is not None and frame.schema == schema:
+                sealed.append((frame, slot, key, data))
                 continue
             candidate = self._checked(key, data, slot, expected, None)
             if candidate is not None:
                 candidates.append(candidate)
         sealed.sort(key=lambda item: -item[0].seq)  # newest first; equal seqs keep slot order, as max() did
-        for frame, slot, key, data, text in sealed:
+        for frame, slot, key, data in sealed:
             if any(candidate[0] >= frame.seq for candidate in candidates):
                 break  # older than a valid version: not state, left as it is
-            candidate = self._checked(key, data, slot, expected, (text, frame))
+            candidate = self._checked(key, data, slot, expected, frame)
             if candidate is not None:
                 candidates.append(candidate)
         return candidates
@@ -290,10 +289,10 @@ class _SlotReader:
         data: bytes,
         slot: str,
         expected: Tuple[str, Optional[str]],
-        sealed: Optional[Tuple[str, SealedFrame]],
+        frame: Optional[SealedFrame],
     ) -> Optional[_Candidate]:
         try:
-            return self._decode(data, slot, expected, sealed)
+            return self._decode(data, slot, expected, frame)
         except (EnvelopeError, MigrationError, RecordError) as error:
             self._bad(key, data, str(error)[:400])
         except Exception as error:  # a bug or an input nobody foresaw: still only this slot is lost
@@ -305,12 +304,12 @@ class _SlotReader:
         data: bytes,
         slot: str,
         expected: Tuple[str, Optional[str]],
-        sealed: Optional[Tuple[str, SealedFrame]] = None,
+        frame: Optional[SealedFrame] = None,
     ) -> _Candidate:
-        """`sealed`: (text, frame) when the bytes are a sealed text already checked by envelope.sealed_frame."""
+        """`frame`: the bytes' envelope.sealed_frame, already checked (the body is then all that is parsed)."""
         schema, name = expected
-        if sealed is not None:
-            envelope = open_sealed(*sealed)
+        if frame is not None:
+            envelope = open_sealed(data, frame)
         else:
             envelope = open_envelope(_text_of(data))
         if envelope.schema != schema:
@@ -335,14 +334,6 @@ def _text_of(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise EnvelopeError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
-def _sealed_text(data: bytes) -> Optional[str]:
-    """The text of a value that may be a sealed one (within bounds, UTF-8); None: it takes the full check."""
-    try:
-        return _text_of(data)
-    except EnvelopeError:
-        return None
 
 
 def read_stored_bytes(port: ObjectStorePort, key: str) -> bytes:

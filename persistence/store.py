@@ -121,6 +121,7 @@ class StateStore:
         self._retiring: Dict[str, int] = {}  # record name -> archive seq that must be on disk first
         self._keys: Dict[str, str] = {}  # (name + slot) -> key, built once
         self._seq_base = 0  # seqs start above this (the clock's milliseconds after a load that saw nothing)
+        self._stamp: tuple[object, str] = (None, "")  # the last saved_at: ((time, its zone), its ISO text)
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -219,7 +220,8 @@ class StateStore:
         current = self._records.get(name)
         if (current is record or current == record) and name not in self._dirty:
             return True
-        if schema_for_name(name) != schema:
+        # a record of the same type already holds this name: the name was checked against the schema then
+        if type(current) is not type(record) and schema_for_name(name) != schema:
             self._log.error(f"STATE SAVE REFUSED: record name {name!r} does not fit schema {schema!r}")
             return False
         try:
@@ -236,7 +238,7 @@ class StateStore:
         if not immediate:
             return True
         saved = self._write(name)
-        if self._failed - {name}:
+        if self._failed and (len(self._failed) > 1 or name not in self._failed):
             for other in sorted(self._failed - {name}):
                 self._write(other)
         return saved
@@ -371,7 +373,7 @@ class StateStore:
         seq = max(self._seq_of(name), self._seq_base) + 1
         slot = self._next_slot(name)
         key = self._key(name, slot)
-        text = seal(schema, version, seq, self._clock().isoformat(), body_text)
+        text = seal(schema, version, seq, self._saved_at(), body_text)
         try:
             saved = bool(self.port.save(key, text))
             problem = "the ObjectStore refused it (returned False: over the size/file quota?)"
@@ -381,11 +383,21 @@ class StateStore:
         if not saved:
             self._log.error(f"STATE SAVE FAILED: {key} seq {seq}: {problem}; kept dirty, will retry")
             return False
-        previous = self._slots.get(name)
-        durable_seq = previous.durable_seq if previous is not None else 0
-        self._slots[name] = SlotState(slot, seq, self._wall(), durable_seq)
+        state = self._slots.get(name)
+        if state is None:
+            self._slots[name] = SlotState(slot, seq, self._wall(), 0)
+        else:  # updated in place (durable_seq stays): one object per record, not one per save
+            state.slot, state.seq, state.written_at = slot, seq, self._wall()
         self._seq[name] = seq
         return True
+
+    def _saved_at(self) -> str:
+        """The envelope's saved_at: the clock's ISO text, formatted once per distinct time (a bar saves several
+        records at the same algorithm time)."""
+        now = self._clock()
+        if (now, now.tzinfo) != self._stamp[0]:
+            self._stamp = ((now, now.tzinfo), now.isoformat())
+        return self._stamp[1]
 
     def _write(self, name: str) -> bool:
         record = self._records[name]

@@ -14,10 +14,13 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from dataclasses import replace
+from datetime import UTC, timedelta
 from typing import Any, Callable, Dict, List
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +39,7 @@ from core.records import (
 )
 from persistence import codec, envelope
 from persistence.codec import RecordError, canonical_json, from_body, to_body
-from persistence.envelope import MAX_SEQ, open_envelope, seal, sealed_frame
+from persistence.envelope import MAX_SEQ, EnvelopeError, open_envelope, seal, sealed_frame
 from persistence.store import StateStore
 from tests.harness.object_store import SimulatedObjectStore, SimulatedStorePort
 from tests.test_persistence_hostile import _repeats
@@ -154,17 +157,25 @@ def test_a_value_that_only_compares_equal_is_not_taken_for_the_right_type() -> N
 
 def test_sealed_frame_reads_a_sealed_text_and_refuses_any_changed_byte() -> None:
     text = _raw("order_group", 3, 7, to_body(group("g1")))
-    frame = sealed_frame(text)
+    frame = sealed_frame(text.encode())
     assert frame is not None and (frame.schema, frame.version, frame.seq) == ("order_group", 3, 7)
-    assert envelope.open_sealed(text, frame) == open_envelope(text)
+    assert envelope.open_sealed(text.encode(), frame) == open_envelope(text)
     saved_at = range(text.index('"saved_at":'), text.index(',"schema":'))  # informational, not checksummed
     for index in (i for i in range(0, len(text), 7) if i not in saved_at):  # any other changed character: no
         changed = text[:index] + ("0" if text[index] != "0" else "1") + text[index + 1 :]
-        assert sealed_frame(changed) is None, index  # frame (the full check says why)
+        assert sealed_frame(changed.encode()) is None, index  # frame (the full check says why)
     respaced = json.dumps(json.loads(text), indent=1)
-    assert sealed_frame(respaced) is None and open_envelope(respaced).seq == 7  # same JSON: the full path
-    assert sealed_frame(seal("risk", 1, MAX_SEQ + 1, "t", "{}")) is None
-    assert sealed_frame(seal("risk", 1, 1, 'needs "escaping"', "{}")) is None
+    assert sealed_frame(respaced.encode()) is None and open_envelope(respaced).seq == 7  # same JSON: the full path
+    assert sealed_frame(seal("risk", 1, MAX_SEQ + 1, "t", "{}").encode()) is None
+    assert sealed_frame(seal("risk", 1, 1, 'needs "escaping"', "{}").encode()) is None
+    body = canonical_json(to_body(group("g1"))).encode().replace(b'"run"', b'"r\xffn"')  # not UTF-8
+    checksum = hashlib.sha256(b"order_group\n3\n7\n" + body).hexdigest().encode()  # sealed by hand: it fits
+    resealed = b'{"body":' + body + b',"checksum":"' + checksum + b'","saved_at":"t","schema":"order_group",'
+    resealed += b'"seq":7,"version":3}'
+    frame = sealed_frame(resealed)
+    assert frame is not None
+    with pytest.raises(EnvelopeError, match="not UTF-8"):
+        envelope.open_sealed(resealed, frame)
 
 
 def test_sealed_frame_pattern_cannot_backtrack() -> None:
@@ -284,3 +295,23 @@ def test_the_load_pauses_the_cyclic_gc_and_restores_it_as_it_was() -> None:
         finally:
             gc.enable()
         assert port.gc_during_load == [False]
+
+
+# -- store: what a save stamps ---------------------------------------------------------------------------------
+
+
+def test_each_save_is_stamped_with_the_clock_of_that_save() -> None:
+    """saved_at is formatted once per distinct time (several records save at one bar's time), never stale."""
+    times = [T0, T0, T0 + timedelta(minutes=1), (T0 + timedelta(minutes=1)).replace(tzinfo=UTC)]
+    now = [T0]
+    port = SimulatedStorePort(SimulatedObjectStore())
+    state = StateStore(port, LIVE, lambda: now[0], ListLog())
+    state.load_all()
+    stamps = []
+    for index, moment in enumerate(times):
+        now[0] = moment
+        state.put(replace(group("g1"), decision=f"v{index}"))
+        slot = state._slots["group-g1"].slot
+        stamps.append(json.loads(port.store.read_bytes(LIVE.record_key("group-g1", slot)))["saved_at"])
+        state.flush()
+    assert stamps == [moment.isoformat() for moment in times]
