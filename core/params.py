@@ -67,6 +67,14 @@ class Params:
     # closed position ids the risk record remembers against folding one twice; only positions not yet retired
     # into the archive can come back, and the record is written on every new peak, so it stays short
     risk_history_limit: int = 32
+    # The kill switch (ours, no source has one): once tripped, no new entries (exits and protection go on) until a
+    # person resets it; kept in the risk record, so a restart never resets it. `kill_switch` true trips it (a
+    # person's stop button); `kill_switch_on_close_all` trips it when the CLOSE_ALL breaker fires, so trading
+    # does not resume by itself after [F]'s two-week break; a reset is `kill_switch_reset` set to any value other
+    # than the one it had when the switch tripped (e.g. the date of the review).
+    kill_switch: bool = False  # ours: true trips the switch (the person's stop button)
+    kill_switch_on_close_all: bool = True  # ours: the CLOSE_ALL breaker trips it; false: [F]'s break ends by itself
+    kill_switch_reset: str = ""  # ours: the reset token; any new value resets a tripped switch
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -230,6 +238,8 @@ def _validate(params: Params) -> None:
     require_each(params, ("risk_max_consecutive_losses", "risk_history_limit"), lambda v: v >= 1, "must be >= 1")
     _validate_risk(params)
     _validate_bp_table(params.risk_bp_by_vix)
+    token = params.kill_switch_reset
+    require(params, len(token) <= 64 and token.isprintable(), "kill_switch_reset", "at most 64 printable characters")
 
 
 def _fail(field_name: str, message: str) -> NoReturn:

@@ -247,6 +247,11 @@ class RiskRecord:
     # v4: the true high-water mark, never lowered (peak_equity is re-based when a pause ends): CLOSE_ALL also
     # fires at risk_close_all_drawdown below it, so chained pauses cannot walk the close-all line down
     high_water_mark: float = 0.0
+    # v5: the kill switch (engine/risk.py): tripped since when (None: not tripped) and why; only a person resets
+    # it, by setting parameter kill-switch-reset to a value other than `kill_switch_token` (its value at the trip)
+    kill_switch_since: Optional[datetime] = None
+    kill_switch_reason: str = ""
+    kill_switch_token: str = ""
 
     @property
     def record_name(self) -> str:

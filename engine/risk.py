@@ -22,6 +22,14 @@ strategy are halved until it wins; once a strategy's realised loss today reaches
 equity it makes no new entry until the next trading day. Both are kept per strategy (`strategy_losses`):
 0DTE stops never halve or stop LT112.
 
+Kill switch (ours; parameters in core/params.py): tripped by the `kill-switch` parameter (at start) or, with
+`kill-switch-on-close-all` (the default), whenever the CLOSE_ALL breaker fires. Tripped, it refuses every new
+entry (`entries_allowed` False, `size_factor` 0) whatever the breakers do, also after the CLOSE_ALL pause is
+over; exits and protection are not affected. It is stored in the risk record with the value `kill-switch-reset`
+had when it tripped; it is reset only when a person starts the algorithm with `kill-switch-reset` set to any
+other value. A reset never lifts a breaker: a CLOSE_ALL pause still runs its course. `kill-switch` still true at a
+reset trips it again at once (with the new token): set it false as well.
+
 Correlation ([F] groups, kept simple): SPY/QQQ/IWM/DIA are group A2 (limit 3), ES-family futures and
 SPX/SPXW are A1 (limit 2), any other underlying is its own group with limit 2. The score is, over groups,
 the largest (open positions / limit); at 1.0 a group is full and no entry is allowed.
@@ -98,6 +106,7 @@ class RiskManager:
         self._params = params
         self._record = record if record is not None else new_risk_record(now)
         self._equity: Optional[float] = None  # of the last update_equity (None: none since the start)
+        self._store(self._kill_switch_at_start(now), now)  # the record changes only when the switch does
 
     @property
     def drawdown(self) -> float:
@@ -111,6 +120,37 @@ class RiskManager:
     @property
     def breaker(self) -> BreakerLevel:
         return self._record.breaker
+
+    # -- kill switch --------------------------------------------------------------------------------------------
+
+    @property
+    def kill_switch_tripped(self) -> bool:
+        return self._record.kill_switch_since is not None
+
+    def kill_switch_status(self) -> str:
+        """One line for the log and the alerts: "" when not tripped, else when, why and how to reset it."""
+        record = self._record
+        if record.kill_switch_since is None:
+            return ""
+        return (
+            f"KILL SWITCH tripped {record.kill_switch_since:%Y-%m-%d %H:%M} ({record.kill_switch_reason}): no new "
+            f"entries until a person sets parameter kill-switch-reset to a value other than "
+            f"{record.kill_switch_token!r} and restarts"
+        )
+
+    def _kill_switch_at_start(self, now: datetime) -> RiskRecord:
+        """Apply the parameters once, at construction: a changed reset token resets, `kill-switch` trips."""
+        record, params = self._record, self._params
+        if record.kill_switch_since is not None and params.kill_switch_reset != record.kill_switch_token:
+            record = replace(record, kill_switch_since=None, kill_switch_reason="", kill_switch_token="")
+        if params.kill_switch and record.kill_switch_since is None:
+            record = self._tripped(record, "parameter kill-switch is true", now)
+        return record
+
+    def _tripped(self, record: RiskRecord, reason: str, now: datetime) -> RiskRecord:
+        return replace(
+            record, kill_switch_since=now, kill_switch_reason=reason, kill_switch_token=self._params.kill_switch_reset
+        )
 
     # -- equity and breakers ------------------------------------------------------------------------------------
 
@@ -165,7 +205,9 @@ class RiskManager:
         daily_loss, daily_day = current.daily_loss, current.daily_loss_day
         if daily_day != now.date():
             daily_loss, daily_day = 0.0, now.date()  # a new trading day starts with no realised loss
-        if (peak, high_water, level, since, daily_loss, daily_day) == (
+        new_break = level == BreakerLevel.CLOSE_ALL and (level, since) != (current.breaker, current.breaker_since)
+        trip = new_break and self._params.kill_switch_on_close_all and current.kill_switch_since is None
+        if not trip and (peak, high_water, level, since, daily_loss, daily_day) == (
             current.peak_equity,
             current.high_water_mark,
             current.breaker,
@@ -183,6 +225,9 @@ class RiskManager:
             daily_loss=daily_loss,
             daily_loss_day=daily_day,
         )
+        if trip:
+            reason = f"CLOSE_ALL breaker at {_drawdown(high_water, equity):.1%} below the high-water mark"
+            updated = self._tripped(updated, reason, now)
         self._store(updated, now)
         return level != current.breaker
 
@@ -236,12 +281,13 @@ class RiskManager:
     # -- decisions ----------------------------------------------------------------------------------------------
 
     def entries_allowed(self, vix: Optional[float], strategy_id: str = "") -> bool:
-        """May a new position be opened? The breaker, the correlation limit and today's realised loss decide:
+        """May a new position be opened? The kill switch, the breaker, the correlation limit and today's realised
+        loss decide:
         the strategy's own loss when a strategy is named (another strategy's losses never stop it), all
         strategies' together when not (start-up planning). VIX changes how much BP may be used
         (max_bp_fraction), not whether to trade ([F]: any level)."""
         record = self._record
-        if record.breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL):
+        if record.breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL) or record.kill_switch_since is not None:
             return False
         if record.correlation_score >= 1.0:
             return False
@@ -254,10 +300,10 @@ class RiskManager:
         return not (equity > 0 and lost >= self._params.risk_daily_loss_limit * equity)
 
     def size_factor(self, strategy_id: str = "") -> float:
-        """1.0, 0.5 under HALVE (or the strategy's own loss streak), 0.0 under NO_NEW / CLOSE_ALL. Without a
-        strategy, the streak of all strategies together counts."""
+        """1.0, 0.5 under HALVE (or the strategy's own loss streak), 0.0 under NO_NEW / CLOSE_ALL or a tripped kill
+        switch. Without a strategy, the streak of all strategies together counts."""
         breaker = self._record.breaker
-        if breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL):
+        if breaker in (BreakerLevel.NO_NEW, BreakerLevel.CLOSE_ALL) or self._record.kill_switch_since is not None:
             return 0.0
         factor = 0.5 if breaker == BreakerLevel.HALVE else 1.0
         streak = self.losses_of(strategy_id).consecutive_losses if strategy_id else self._record.consecutive_losses

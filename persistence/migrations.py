@@ -173,6 +173,15 @@ def _risk_v3_to_v4(body: Body) -> Body:
     return upgraded
 
 
+def _risk_v4_to_v5(body: Body) -> Body:
+    # v5 adds the kill switch; no older record can have tripped it
+    upgraded = dict(body)
+    upgraded.setdefault("kill_switch_since", None)
+    upgraded.setdefault("kill_switch_reason", "")
+    upgraded.setdefault("kill_switch_token", "")
+    return upgraded
+
+
 def _risk_v2_to_v3(body: Body) -> Body:
     # v3 keeps only the facts the breakers decide from, so the record stays small enough to write on every
     # change: `drawdown` was a live value (it follows from the peak and the broker's equity and is recomputed
@@ -189,6 +198,7 @@ STEPS: Dict[Tuple[str, int], Callable[[Body], Body]] = {
     ("risk", 1): _risk_v1_to_v2,
     ("risk", 2): _risk_v2_to_v3,
     ("risk", 3): _risk_v3_to_v4,
+    ("risk", 4): _risk_v4_to_v5,
     ("strategy_state", 1): _strategy_state_v1_to_v2,
     ("position", 1): _position_v1_to_v2,
     ("order_group", 1): _order_group_v1_to_v2,

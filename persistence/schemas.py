@@ -31,8 +31,8 @@ CURRENT_VERSION: Dict[str, int] = {
     # v3: credit, credit_symbols, stop_cap (targets re-based on the credit received); v4: facts (the strategy's own)
     "position": 5,  # v2: params_hash added; v3: attention (needs-attention reason) added; v4: credit_received;
     # v5: facts (the owning strategy's own per-position facts)
-    "risk": 4,  # v2: strategy_losses (each strategy's own streak and daily loss); v3: no drawdown (a live value),
-    # no daily_drawdowns (moved to risk_days chunks); v4: high_water_mark (never lowered)
+    "risk": 5,  # v2: strategy_losses (each strategy's own streak and daily loss); v3: no drawdown (a live value),
+    # no daily_drawdowns (moved to risk_days chunks); v4: high_water_mark (never lowered); v5: kill switch
     "risk_days": 1,
     "audit": 1,
     "archive": 5,  # v2: embedded order_group v2; v3: position v3; v4: order_group v3 and position v4;

@@ -33,6 +33,7 @@ from persistence.validation import RecordLimits, record_check
 
 T0 = datetime(2024, 1, 2, 9, 31)
 PARAMS = Params()
+BREAKERS_ONLY = Params(kill_switch_on_close_all=False)
 B = BreakerLevel
 
 
@@ -114,7 +115,9 @@ def test_breakers_only_relax_below_the_threshold() -> None:
 
 
 def test_close_all_keeps_its_pause_then_resumes_at_half_size() -> None:
-    risk = manager()
+    """The breaker on its own ([F]'s break ends by itself): with the kill switch left out of it."""
+    risk = RiskManager(None, BREAKERS_ONLY, T0)
+    risk.update_equity(100_000.0, T0)
     hit = T0 + timedelta(days=1)
     risk.update_equity(79_000.0, hit)
     assert risk.breaker == B.CLOSE_ALL and risk.record.breaker_since == hit
@@ -130,7 +133,7 @@ def test_close_all_keeps_its_pause_then_resumes_at_half_size() -> None:
     assert risk.drawdown == pytest.approx(PARAMS.risk_halve_drawdown)  # re-based to the HALVE line
     assert risk.entries_allowed(None)
     # a further loss of ~5.6 % stops new trades again; a gain of ~5.6 % restores full size
-    again = RiskManager(risk.record, PARAMS, hit)
+    again = RiskManager(risk.record, BREAKERS_ONLY, hit)
     again.update_equity(88_000.0 * 0.94, hit + timedelta(days=29))
     assert again.breaker == B.NO_NEW
     risk.update_equity(88_000.0 * 1.06, hit + timedelta(days=29))
