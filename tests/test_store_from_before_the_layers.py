@@ -144,6 +144,7 @@ def test_every_record_of_the_old_store_loads_with_nothing_quarantined_lost_or_st
             f"group-{ZERO_DTE_ID}-entry",
             f"position-{LT112_ID}",
             f"position-{ZERO_DTE_ID}",
+            "risk",  # risk v4 -> v5 (the kill switch, off)
         ]
     )
     for name, seq in result.seqs.items():
