@@ -9,7 +9,8 @@ follows from the peak and the equity of the last update.
 
 Circuit breakers ([F], thresholds in params.py), from the PERSISTED peak equity:
 - drawdown >= 10 % -> HALVE (new positions at half size), >= 15 % -> NO_NEW, >= 20 % -> CLOSE_ALL (close
-  everything and pause). A level rises as soon as the drawdown reaches it.
+  everything and pause). A level rises as soon as the drawdown reaches it. NO_NEW stops new entries only: [F]'s
+  "and close losers" is not done, for the reasons in docs/strategy-rules.md (Drawdown circuit breakers).
 - A level relaxes to NONE only when the drawdown is back under `risk_relax_drawdown` (5 %): no flapping
   around a threshold. CLOSE_ALL never relaxes before its pause is over.
 - NO_NEW and CLOSE_ALL also end when their pause has passed (14 days): trading resumes at HALVE and the
