@@ -29,6 +29,7 @@ from operator import itemgetter
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Type, TypeVar, cast
 
 from core.records import FORBIDDEN_FIELDS
+from persistence.record_text import text_of
 
 T = TypeVar("T")
 Encoder = Callable[[Any], Any]
@@ -54,7 +55,13 @@ def canonical_json(value: Any) -> str:
 
 
 def record_json(record: Any) -> str:
-    """canonical_json(to_body(record)), without sorting: every object in a body is built in sorted key order."""
+    """canonical_json(to_body(record)): written directly by record_text.text_of; anything that path refuses goes
+    through to_body (without sorting: every object in a body is built in sorted key order), which refuses it
+    with the failing field named, or writes it."""
+    try:
+        return text_of(record)
+    except Exception:  # the reference path below decides, and names what is wrong
+        pass
     body = to_body(record)
     try:
         return _SORTED_BODY_ENCODER.encode(body)
