@@ -905,3 +905,30 @@ def test_a_combo_limit_has_no_exchange_open_check_and_can_fill_on_the_16_00_slic
 
     algorithm = _deploy(Late, live_mode=False, end=date(2024, 1, 8)).algorithm
     assert {entry[2] for entry in _fills(algorithm)} == {datetime(2024, 1, 5, 16, 0)}
+
+
+def test_a_backtest_limit_update_is_handled_after_the_handler_returns_before_the_same_steps_fill_scan() -> None:
+    """BrokerageTransactionHandler.UpdateOrder queues the request (success at once); BacktestingTransactionHandler
+    .ProcessSynchronousEvents runs ProcessPendingRequests (HandleUpdateOrderRequest -> UPDATE_SUBMITTED), then the
+    brokerage's Scan: the event comes after on_data returns, and the new limit already fills in that step."""
+
+    class Deferred(_PutSpread):
+        limit = -50.0
+
+        def on_data(self, data: Any) -> None:
+            super().on_data(data)
+            if getattr(self, "tickets", None) and self.time.hour == 11 and not hasattr(self, "moved"):
+                self.in_call = True
+                self.moved = self.tickets[0].update_limit_price(-0.01)
+                self.in_call = False
+                self.moved_at = self._step_index
+
+        def on_order_event(self, order_event: Any) -> None:
+            super().on_order_event(order_event)
+            if order_event.status == OrderStatus.UPDATE_SUBMITTED:
+                self.update_seen = (getattr(self, "in_call", False), self._step_index)
+
+    algorithm = _deploy(Deferred, live_mode=False).algorithm
+    assert algorithm.moved.is_success
+    assert algorithm.update_seen == (False, algorithm.moved_at), "after the handler, in the same step"
+    assert {entry[3] for entry in _fills(algorithm)} == {algorithm.moved_at}

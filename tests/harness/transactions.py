@@ -32,16 +32,22 @@ Combo limit orders (LEAN 24863901; fills: tests/harness/brokerage.py):
 - `ticket.update_limit_price(p)` on any leg sets the group's limit (ComboLimitOrder `ApplyUpdateOrderRequest`),
   rounded again, and the backtesting brokerage answers with one UPDATE_SUBMITTED event for that leg
   (BrokerageTransactionHandler `UpdateOrder`/`HandleUpdateOrderRequest`, Brokerages/Backtesting/
-  BacktestingBrokerage.cs `UpdateOrder`); an order that is closed is refused with "Unable to update order with id
-  N because it already has <Status> status." (Messages.OrderResponse `InvalidStatus`), an unknown id with
-  "Unable to locate order with id N.";
+  BacktestingBrokerage.cs `UpdateOrder`); in a backtest the request is handled at the time step's
+  ProcessSynchronousEvents, before the fill scan (Engine/TransactionHandlers/BacktestingTransactionHandler.cs);
+  an order that is closed is refused at once with "Unable to update order with id N because it already has
+  <Status> status." (Messages.OrderResponse `InvalidStatus`), an unknown id with "Unable to locate order with
+  id N.";
 - canceling any leg of a combo cancels every open leg of its group, one CANCELED event each
   (BacktestingBrokerage.cs `CancelOrder` over `TryGetGroupOrders`).
 Differs from LEAN: live asynchronous orders get their SUBMITTED event at the next step, together with the fill
 batch (LEAN processes them on its transaction thread at once; the brokerage fills when it fills). Only
-`update_limit_price` is modelled of the ticket's update methods (not `update(UpdateOrderFields)`); the limit
-update events arrive inside the call in live mode too. Open orders reloaded at a restart come back as plain
-orders without their group (the broker keeps matching the combo at its limit).
+`update_limit_price` is modelled of the ticket's update methods (not `update(UpdateOrderFields)`); live, a
+limit update is handled inside the call (LEAN's transaction thread handles it at once, its event may come
+before or after the call returns). `cancel_order` is handled inside the call in backtests too: LEAN queues the
+cancel request like an update and handles it at the step's ProcessSynchronousEvents (BrokerageTransactionHandler
+`CancelOrder` -> `HandleCancelOrderRequest`), so LEAN's CANCELED events come after the handler returns. Open
+orders reloaded at a restart come back as plain orders without their group (the broker keeps matching the combo
+at its limit).
 """
 
 from __future__ import annotations
@@ -94,6 +100,12 @@ def combo_limit_increment(symbols: Sequence[Symbol]) -> float:
     return min(increments)
 
 
+def _invalid_status(order: Order) -> str:
+    """Messages.OrderResponse.InvalidStatus, with the status as C# prints it (Filled, Canceled...)."""
+    status = "".join(part.title() for part in order.status.name.split("_"))
+    return f"Unable to update order with id {order.id} because it already has {status} status."
+
+
 def round_limit_price(price: float, increment: float) -> float:
     """`Math.Round(price / increment) * increment` on decimals: C#'s default rounding is half to even."""
     steps = (Decimal(str(price)) / Decimal(str(increment))).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
@@ -119,6 +131,7 @@ class Transactions:
         self._next_order_id = 0
         self._next_group_id = 0
         self._pending_events: List[OrderEvent] = []  # async SUBMITTED events, delivered at the next step
+        self._pending_updates: List[Tuple[int, float, Optional[str]]] = []  # limit updates not yet handled
         self.events: List[OrderEvent] = []  # every event delivered to the algorithm (for tests)
 
     # -- LEAN API --
@@ -161,9 +174,11 @@ class Transactions:
         return OrderResponse(bool(updates))
 
     def update_limit_price(self, order_id: int, limit_price: float, tag: Optional[str] = None) -> OrderResponse:
-        """BrokerageTransactionHandler.UpdateOrder/HandleUpdateOrderRequest for a limit price: refused for an
-        unknown, not yet submitted or closed order; a combo limit takes it for the whole group, rounded
-        (RoundOrderPrices); BacktestingBrokerage.UpdateOrder answers with UPDATE_SUBMITTED for this order."""
+        """BrokerageTransactionHandler.UpdateOrder for a limit price: refused at once for an unknown, not yet
+        submitted or closed order; otherwise queued (success) and, in a backtest, handled with the time step's
+        ProcessSynchronousEvents (BacktestingTransactionHandler: ProcessPendingRequests, then the brokerage's
+        Scan), so the new limit is in force for that step's fill scan and its UPDATE_SUBMITTED event arrives
+        after the handler that asked returns. Live: handled at once (see the module docstring)."""
         order = self._orders.get(order_id)
         if order is None:
             return OrderResponse(False, f"Unable to locate order with id {order_id}.")
@@ -174,22 +189,33 @@ class Transactions:
                 "because the submit confirmation has not been received yet.",
             )
         if order.status.is_closed:
-            status = "".join(part.title() for part in order.status.name.split("_"))
-            return OrderResponse(
-                False, f"Unable to update order with id {order_id} because it already has {status} status."
-            )
-        group = order.group_order_manager
-        if order.type != OrderType.COMBO_LIMIT or group is None:
+            return OrderResponse(False, _invalid_status(order))
+        if order.type != OrderType.COMBO_LIMIT or order.group_order_manager is None:
             raise NotImplementedError("the harness models limit updates of combo limit orders only")
-        symbols = [self._orders[i].symbol for i in group.order_ids]
-        group.limit_price = round_limit_price(limit_price, combo_limit_increment(symbols))
-        if tag is not None:
-            order.tag = tag
-        for leg_id in group.order_ids:
-            for broker_id in self._orders[leg_id].broker_id:
-                self._brokerage.update_limit(broker_id, group.limit_price)
-        self._dispatch([self._event(order, OrderStatus.UPDATE_SUBMITTED, self._algorithm.utc_time)])
+        self._pending_updates.append((order_id, limit_price, tag))
+        if self._algorithm.live_mode:
+            self._process_pending_updates()
         return OrderResponse(True)
+
+    def _process_pending_updates(self) -> None:
+        """HandleUpdateOrderRequest for each queued limit update, in order: a closed order is skipped (its
+        request gets InvalidStatus, no event); else the group takes the limit (ComboLimitOrder
+        .ApplyUpdateOrderRequest), rounded (RoundOrderPrices), and BacktestingBrokerage.UpdateOrder sends
+        UPDATE_SUBMITTED for the updated order."""
+        updates, self._pending_updates = self._pending_updates, []
+        for order_id, limit_price, tag in updates:
+            order = self._orders[order_id]
+            group = order.group_order_manager
+            if order.status.is_closed or group is None:
+                continue
+            symbols = [self._orders[i].symbol for i in group.order_ids]
+            group.limit_price = round_limit_price(limit_price, combo_limit_increment(symbols))
+            if tag is not None:
+                order.tag = tag
+            for leg_id in group.order_ids:
+                for broker_id in self._orders[leg_id].broker_id:
+                    self._brokerage.update_limit(broker_id, group.limit_price)
+            self._dispatch([self._event(order, OrderStatus.UPDATE_SUBMITTED, self._algorithm.utc_time)])
 
     def cancel_open_orders(self) -> List[OrderResponse]:
         return [self.cancel_order(order.id) for order in self.get_open_orders()]
@@ -299,6 +325,7 @@ class Transactions:
         and after on_data of every time step; BacktestingBrokerage.Scan fills what is due."""
         if self._algorithm.live_mode:
             return
+        self._process_pending_updates()
         self.apply_updates(self._brokerage.match(index))
 
     # -- events --
