@@ -7,6 +7,8 @@ Charts (chart -> series):
 - "Positions": "Open positions";
 - "Recoveries": "Recovery steps" (scatter: recovery steps noted in the audit trail since the last sample);
 - "ObjectStore": "Store KB" (the bytes of this namespace's keys; their count is in the runtime statistic).
+Runtime statistics: strategies' states, drawdown, breaker (with "+ KILL SWITCH" while the kill switch is
+tripped), open positions, recovery steps, ObjectStore keys and size.
 
 LEAN's limits (Lean commit 24863901):
 - Engine/Results/BacktestingResultHandler.cs, SampleRange: a set of series NAMES (across all charts) is counted
@@ -31,7 +33,7 @@ from datetime import datetime
 from typing import Dict, List, Mapping, Optional, Protocol, Tuple
 
 from core.ports import LogPort
-from core.records import AuditRecord, StrategyState
+from core.records import AuditRecord, RiskRecord, StrategyState
 from engine.protocols import EngineSnapshot
 
 MAX_SERIES = 10  # Common/Packets/Controls.cs Controls(): MaximumChartSeries = 10
@@ -186,6 +188,13 @@ def recovery_steps_since(audit: Optional[AuditRecord], since: datetime) -> int:
     return sum(1 for entry in audit.entries if entry.kind in RECOVERY_KINDS and entry.at >= since)
 
 
+def _breaker_text(risk: Optional[RiskRecord]) -> str:
+    """The breaker level, and the kill switch when it is tripped (engine/risk.py): it outlasts every breaker."""
+    if risk is None:
+        return "NONE"
+    return f"{risk.breaker.value} + KILL SWITCH" if risk.kill_switch_since is not None else risk.breaker.value
+
+
 def facts_of(
     snapshot: EngineSnapshot, audit: Optional[AuditRecord], since: datetime, now: datetime, sizes: Mapping[str, int]
 ) -> DashboardFacts:
@@ -196,7 +205,7 @@ def facts_of(
         now=now,
         states={sid: record.state for sid, record in snapshot.strategies.items()},
         drawdown=snapshot.drawdown,
-        breaker=risk.breaker.value if risk is not None else "NONE",
+        breaker=_breaker_text(risk),
         open_positions=len(snapshot.open_positions()),
         recovery_steps=recovery_steps_since(audit, since),
         store_keys=len(sizes),

@@ -162,3 +162,16 @@ def test_through_main_and_the_harness_the_kill_switch_parameter_stops_every_entr
 
     assert entries({}), "without the switch the strategies enter in this window"
     assert entries({"kill-switch": "true"}) == []
+
+
+def test_the_result_page_breaker_statistic_shows_a_tripped_kill_switch() -> None:
+    from engine.dashboard import facts_of  # noqa: PLC0415
+    from engine.protocols import EngineSnapshot  # noqa: PLC0415
+
+    def breaker(record: RiskRecord) -> str:
+        snapshot = EngineSnapshot({}, {}, {}, record, (), 0.0, True, True)
+        return facts_of(snapshot, None, T0, T0, {}).breaker
+
+    tripped = _tripped_by_close_all()
+    assert breaker(tripped.record) == "CLOSE_ALL + KILL SWITCH"
+    assert breaker(RiskManager(None, Params(), T0).record) == "NONE"
