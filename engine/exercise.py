@@ -27,10 +27,11 @@ Booking (invariants):
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Callable, Dict, List, Optional, Tuple
 
 from core.contracts import (
+    REGULAR_CLOSE,
     SHARE_EXPIRY,
     SHARE_RIGHT,
     SHARE_STRIKE,
@@ -55,8 +56,6 @@ from engine.ledger import Ledger
 from engine.order_desk import OrderDesk
 from engine.state import EngineState
 from recovery.reconcile import claims
-
-SESSION_END = time(16, 0)  # a contract expiring today is settled by the broker after this (LEAN: overnight)
 
 
 def intrinsic_value(right: Right, strike: float, underlying_price: float) -> float:
@@ -368,7 +367,7 @@ CASH_SETTLED_UNDERLYINGS = frozenset({"SPX", "SPXW", "NDX", "NDXP", "RUT", "RUTW
 
 
 def _expired(expiry: date, now: datetime) -> bool:
-    return expiry < now.date() or (expiry == now.date() and now.time() >= SESSION_END)
+    return expiry < now.date() or (expiry == now.date() and now.time() >= REGULAR_CLOSE)
 
 
 __all__ = ["CASH_SETTLED_UNDERLYINGS", "ExerciseBooking", "delivered_shares", "intrinsic_value"]

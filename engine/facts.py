@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Collection, Dict, Iterable, Mapping, Optional, Set, Tuple
 
-from core.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key, parse_contract_key
+from core.contracts import OPTION_MULTIPLIER, SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key, parse_contract_key
 from core.order_groups import is_in_flight, net_filled_legs
 from core.ports import LegSpec
 from core.records import (
@@ -22,7 +22,6 @@ from core.records import (
     PositionStatus,
     StrategyState,
 )
-from engine.protocols import OPTION_MULTIPLIER
 from recovery.decisions import safe_order
 from recovery.startup import PositionToBuild
 

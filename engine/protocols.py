@@ -30,7 +30,6 @@ UNFILLED_ORDER_TIMEOUT = timedelta(minutes=5)
 # ERROR and a human looks (a broker that refuses an order will refuse it again). Unfilled-and-cancelled recovery
 # orders are retried without limit: completing or rolling back is always safer than a naked leg.
 MAX_RECOVERY_ATTEMPTS = 3
-OPTION_MULTIPLIER = 100  # US equity and index options
 # An exit the broker refuses or leaves unfilled is retried with a bound and a change of route: the first
 # EXIT_COMBO_ATTEMPTS as one combo order, then legging out one order per leg with the buys first (a short is
 # bought back before the long that protects it is sold; a refused buy stops the sells after it). After
@@ -137,7 +136,6 @@ __all__ = [
     "EXIT_COMBO_ATTEMPTS",
     "MAX_EXIT_ATTEMPTS",
     "MAX_RECOVERY_ATTEMPTS",
-    "OPTION_MULTIPLIER",
     "UNFILLED_ORDER_TIMEOUT",
     "EngineSnapshot",
     "EngineStore",

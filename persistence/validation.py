@@ -28,6 +28,7 @@ from datetime import date
 from itertools import pairwise
 from typing import Any, Callable, Iterable, Optional
 
+from core.contracts import SHARES_PER_CONTRACT
 from core.records import LegRecord, OrderGroupRecord, PositionRecord, RiskDaysRecord, RiskRecord
 from persistence.archive import ArchiveRecord
 
@@ -79,9 +80,6 @@ def _duplicate(items: Iterable[Any]) -> Optional[Any]:
             return item
         seen.add(item)
     return None
-
-
-SHARES_PER_CONTRACT = 100  # a share leg (an exercise's delivery, engine/exercise.py) counts in shares
 
 
 def _is_share_leg(symbol: str) -> bool:

@@ -8,11 +8,11 @@ from typing import Dict, Optional
 
 import pytest
 
+from core.contracts import OPTION_MULTIPLIER
 from core.params import Params
 from core.ports import ListLog, OptionQuote
 from core.records import PositionRecord, PositionStatus, Right, RiskRecord, StrategyState
 from engine.engine import TradingEngine
-from engine.protocols import OPTION_MULTIPLIER
 from recovery.reconcile import FILL_PRICE_UNKNOWN, MissedFill, apply_report, reconcile
 from tests.test_engine_support import STRUCTURE, T0, FakeBroker, FakeRules, FakeStore, FakeView
 
