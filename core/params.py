@@ -30,6 +30,7 @@ from typing import Any, Callable, ClassVar, Dict, Iterable, NoReturn, Optional, 
 # Points of the traded underlying per ES/SPX index point: SPY ~ SPX / 10; SPX and SPXW quote index points.
 UNDERLYING_POINT_SCALE: Dict[str, float] = {"SPY": 0.1, "SPX": 1.0, "SPXW": 1.0}
 INDEX_UNDERLYINGS = frozenset({"SPX", "SPXW", "NDX", "RUT"})
+ENTRY_ORDER_KINDS = ("limit", "market")
 
 BpTable = Tuple[Tuple[float, float], ...]
 ParameterGetter = Callable[[str], Optional[str]]
@@ -49,6 +50,9 @@ class Params:
     naked_margin_fraction_equity: float = 0.20  # equity options such as SPY (ours, as LEAN margins them)
     naked_margin_fraction_index: float = 0.15  # index options such as SPX (ours, as LEAN margins them)
     naked_margin_floor: float = 0.10  # ... at least 10 % of the strike (ours, as LEAN margins them)
+    # "limit": entries go out as one combo limit order at mid, walked toward the far side and never past a credit
+    # of one tick for a credit structure (engine/limit_entries.py); "market": one combo market order (ours)
+    entry_orders: str = "limit"
 
     # -- portfolio risk (defaults [F]) ------------------------------------------------------------------------------
     risk_halve_drawdown: float = 0.10  # [F] -10 % -> halve new positions
@@ -208,7 +212,9 @@ def _parse(name: str, text: str, default: object) -> object:
             return time.fromisoformat(text)
         if isinstance(default, tuple):
             return _parse_bp_table(text)
-        return text.upper() if name == "underlying" else text
+        if name == "underlying":
+            return text.upper()
+        return text.lower() if name == "entry-orders" else text
     except ValueError as error:
         raise ValueError(f"parameter {name!r}: bad value {text!r} ({error})") from None
 
@@ -232,6 +238,7 @@ def _validate(params: Params) -> None:
         "underlying",
         f"{params.underlying!r} has no known point scale; set point-scale or use SPY/SPX/SPXW",
     )
+    require(params, params.entry_orders in ENTRY_ORDER_KINDS, "entry_orders", f"must be one of {ENTRY_ORDER_KINDS}")
     margin_rates = ("naked_margin_fraction_equity", "naked_margin_fraction_index", "naked_margin_floor")
     require_each(params, margin_rates, open_fraction, "must be between 0 and 1 (exclusive)")
     require_each(params, ("risk_close_all_pause_days", "risk_no_new_pause_days"), lambda v: v >= 0, "must be >= 0")

@@ -20,6 +20,7 @@ of it:
   StartupRecovery  engine/startup.py      restore, re-bind, reconcile (the pure recovery/ functions)
   ExerciseBooking  engine/exercise.py     exercise, assignment and expiry, and flattening what they leave
   TradingLoop      engine/trading_loop.py risk, exits and entries on every market view
+  LimitEntries     engine/limit_entries.py entries as combo limits at mid, walked toward the far side
 The desk and the exercise booking must settle after they act, and settling acts through the desk: they are
 handed `self._settle`, a method of this class that calls the Settlement built right after them.
 Nothing here starts threads (main.py holds an RLock around every call).
@@ -36,6 +37,7 @@ from core.ports import BrokerPort, LogPort, MarketView, OrderEventData
 from core.records import DrawdownPoint, OrderGroupRecord, PositionRecord, RiskDaysRecord
 from engine.exercise import ExerciseBooking
 from engine.ledger import Ledger
+from engine.limit_entries import LimitEntries
 from engine.order_desk import OrderDesk
 from engine.protocols import UNFILLED_ORDER_TIMEOUT, EngineSnapshot, EngineStore, RiskLike
 from engine.risk import with_point
@@ -71,8 +73,15 @@ class TradingEngine:
         self._state = state = EngineState()
         self._points_of: Tuple[Tuple[RiskDaysRecord, ...], Tuple[DrawdownPoint, ...]] = ((), ())
         self._ledger = ledger = Ledger(state, store, broker, log)
+        self._limits = LimitEntries(state, broker, log) if params.entry_orders == "limit" else None
         self._desk = desk = OrderDesk(
-            state, ledger, broker=broker, log=log, unfilled_timeout=unfilled_timeout, settle=self._settle
+            state,
+            ledger,
+            broker=broker,
+            log=log,
+            unfilled_timeout=unfilled_timeout,
+            settle=self._settle,
+            limits=self._limits,
         )
         self._settlement = settlement = Settlement(
             state,
@@ -142,6 +151,8 @@ class TradingEngine:
         if self._state.reconcile_pending and self._startup.quiet():
             self._startup.reconcile()
         self._desk.cancel_overdue()
+        if self._limits is not None:
+            self._limits.advance()
         self._settle()
         if view.market_open:
             self._exercise.flatten_settled()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from core.contracts import is_share_key
 from core.order_groups import (
@@ -35,6 +35,7 @@ from core.records import GroupPurpose, GroupStatus, OrderGroupRecord, PositionRe
 from core.state_machine import StrategyMachine
 from engine.facts import NEEDS_ATTENTION, exit_legs, facts_of, net_fills, new_record_id, settled_view
 from engine.ledger import Ledger
+from engine.limit_entries import EntryLimit, LimitEntries
 from engine.protocols import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS
 from engine.state import EngineState
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
@@ -53,6 +54,7 @@ class OrderDesk:
         log: LogPort,
         unfilled_timeout: timedelta,
         settle: Callable[[], None],
+        limits: Optional[LimitEntries] = None,
     ) -> None:
         self._state = state
         self._ledger = ledger
@@ -60,12 +62,16 @@ class OrderDesk:
         self._log = log
         self._unfilled_timeout = unfilled_timeout
         self._settle = settle  # Settlement.settle, late-bound by the engine (settling acts through this desk)
+        self._limits = limits  # entries as walked combo limit orders; None: combo market orders
 
     def enter(self, machine: StrategyMachine, plan: EntryPlan, vix: Optional[float]) -> None:
         """Write the ENTRY group ahead, move WAITING -> ENTERING (durable), flush, then submit the combo."""
         strategy_id = machine.strategy_id
         run_id = self._ledger.run_id
         if self.quotes_missing(f"{strategy_id}-entry", plan.legs):
+            return
+        limit = self._entry_limit(strategy_id, plan)
+        if isinstance(limit, str):
             return
         position_id = new_record_id(strategy_id, self._state.now, run_id, self._state.taken_ids())
         group_id = f"{position_id}-entry"
@@ -106,7 +112,19 @@ class OrderDesk:
                 self._ledger.move(machine, StrategyState.WAITING, "entry not durable: nothing placed", position_id=None)
             return
         self._log.info(f"engine: {strategy_id} entering {group_id} ({plan.units} units): {plan.reason}")
-        self.submit(group_id, as_combo=True)
+        self.submit(group_id, as_combo=True, limit=limit)
+
+    def _entry_limit(self, strategy_id: str, plan: EntryPlan) -> Union[EntryLimit, str, None]:
+        """The limit of an entry (engine/limit_entries.py); None: a market order; a reason: no entry now (even
+        the mid is beyond the bound), alerted."""
+        if self._limits is None or len(plan.legs) < 2:
+            return None
+        limit = self._limits.first_limit(plan.legs, for_credit=plan.est_net_price < 0)
+        if limit is None:
+            self._log.info(f"engine: {strategy_id} entry: a leg has no usable quote; sent as a market order")
+        elif isinstance(limit, str):
+            self._ledger.alert("entry-unpriced", f"{strategy_id}: {plan.reason}: {limit}; no entry", strategy_id)
+        return limit
 
     def _failed_exits(self, position: PositionRecord) -> List[OrderGroupRecord]:
         """The position's exit groups that ended with nothing filled (refused or cancelled unfilled), oldest first.
@@ -302,9 +320,10 @@ class OrderDesk:
             g for g in self._state.groups.values() if g.position_id == position_id and g.purpose is GroupPurpose.EXIT
         )
 
-    def submit(self, group_id: str, as_combo: bool) -> None:
-        """Place the group's pending legs. Events may arrive (re-entrantly) before the broker call returns, so
-        the group is re-read from memory afterwards, never kept in a local across the call."""
+    def submit(self, group_id: str, as_combo: bool, limit: Optional[EntryLimit] = None) -> None:
+        """Place the group's pending legs (one combo limit order walked toward the far side, when `limit` is
+        given). Events may arrive (re-entrantly) before the broker call returns, so the group is re-read from
+        memory afterwards, never kept in a local across the call."""
         group = self._state.groups[group_id]
         legs = pending_legs(group)
         self._state.submitting.add(group_id)
@@ -312,7 +331,13 @@ class OrderDesk:
         refused: List[str] = []
         failed = False
         try:
-            if as_combo and len(legs) > 1:
+            if as_combo and len(legs) > 1 and limit is not None and self._limits is not None:
+                orders = list(self._broker.submit_combo_limit(legs, limit.first, group_id))
+                if orders:
+                    self._limits.start(group_id, orders[0].order_id, legs, limit)
+                else:
+                    refused = [leg.symbol for leg in legs]
+            elif as_combo and len(legs) > 1:
                 orders = list(self._broker.submit_combo(legs, group_id))
                 if not orders:
                     refused = [leg.symbol for leg in legs]
@@ -368,6 +393,8 @@ class OrderDesk:
             legs = open_legs(group)
             if not legs or group_id in self._state.submitting or now - group.updated_at < self._unfilled_timeout:
                 continue
+            if self._limits is not None and self._limits.holds(group_id, self._unfilled_timeout):
+                continue  # a limit entry still being walked toward the far side
             order_ids = [oid for leg in legs for oid in leg.order_ids]
             requested = self._state.cancel_requested.get(group_id)
             if order_ids and requested is None:

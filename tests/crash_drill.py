@@ -133,6 +133,9 @@ class Scenario:
             "lt112-enabled": "true",
             "zero-dte-enabled": "true",
             "put-credit-spread-enabled": "true" if self.name == "three-strategies" else "false",
+            # base and refused-long are about half-filled entries: market entries, whose legs fill one by one
+            # (tests/harness/simulation.py MARKET_ENTRIES); the other two use the default walked combo limits
+            "entry-orders": "market" if self.name in ("base", "refused-long") else "limit",
             # a low first threshold so the HALVE breaker trips (and must survive restarts) while trading goes on
             "risk-halve-drawdown": "0.003",
             "risk-no-new-drawdown": "0.05",

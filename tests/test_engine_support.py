@@ -158,6 +158,10 @@ class FakeBroker:
         self.unpriced: set[str] = set()
         self.refuse_unpriced = True
         self.fill_prices: Dict[str, float] = {}  # auto_fill price per symbol (default 1.0)
+        # combo limit orders: the limit of each (tag -> every limit it had, first first); they fill like the
+        # combo market orders above (the fake has no quotes of its own), unless `limits_fill` is False
+        self.limits: Dict[str, List[float]] = {}
+        self.limits_fill = True
 
     @property
     def run_id(self) -> str:
@@ -184,6 +188,21 @@ class FakeBroker:
             for order in orders:
                 self.fill(order.order_id, order.quantity - order.filled, self.fill_prices.get(order.symbol, 1.0))
         return [SubmittedOrder(o.symbol, o.order_id, (o.broker_id,)) for o in orders]
+
+    def submit_combo_limit(self, legs: Sequence[LegSpec], limit_price: float, tag: str) -> List[SubmittedOrder]:
+        self.limits[tag] = [limit_price]
+        auto_fill, self.auto_fill = self.auto_fill, self.auto_fill and self.limits_fill
+        try:
+            return self.submit_combo(legs, tag)
+        finally:
+            self.auto_fill = auto_fill
+
+    def update_limit(self, order_id: int, limit_price: float) -> str:
+        order = self.orders.get(order_id)
+        if order is None or order.filled == order.quantity:
+            return f"order {order_id} is not working"
+        self.limits[order.tag].append(limit_price)
+        return ""
 
     def refusal_reason(self, tag: str) -> str:
         return self.refusals.get(tag, "")

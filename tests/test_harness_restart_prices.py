@@ -12,7 +12,7 @@ from datetime import date
 from core.records import GroupPurpose, GroupStatus
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.enums import OrderStatus
-from tests.harness.simulation import Deployment
+from tests.harness.simulation import MARKET_ENTRIES, Deployment
 
 START, END = date(2024, 1, 2), date(2024, 1, 4)
 FAULTS = {(1, 1): LegFault("cancel")}  # LT112 entry: the broker cancels the long put, the shorts fill
@@ -20,7 +20,12 @@ FAULTS = {(1, 1): LegFault("cancel")}  # LT112 entry: the broker cancels the lon
 
 def _deployment(crash_at: tuple[int, ...] = ()) -> Deployment:
     return Deployment(
-        seed=11, start=START, end=END, faults=FaultPlan(rules=dict(FAULTS)), crash_plan=CrashPlan(crash_at=crash_at)
+        seed=11,
+        start=START,
+        end=END,
+        faults=FaultPlan(rules=dict(FAULTS)),
+        crash_plan=CrashPlan(crash_at=crash_at),
+        parameters=MARKET_ENTRIES,
     )
 
 

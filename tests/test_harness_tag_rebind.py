@@ -8,7 +8,7 @@ from datetime import date
 
 from core.records import GroupPurpose, GroupStatus, LegStatus
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
-from tests.harness.simulation import Deployment
+from tests.harness.simulation import MARKET_ENTRIES, Deployment
 
 START, END = date(2024, 1, 2), date(2024, 1, 4)
 # The first submission is the LT112 entry (3 legs, placed at 10:00, ready at 10:05). Each leg fills two steps after
@@ -18,7 +18,7 @@ SLOW_ENTRY = FaultPlan(rules={(1, leg): LegFault("late", delay_steps=2) for leg 
 
 
 def deployment(crash_plan: CrashPlan) -> Deployment:
-    return Deployment(seed=1, start=START, end=END, faults=SLOW_ENTRY, crash_plan=crash_plan)
+    return Deployment(seed=1, start=START, end=END, faults=SLOW_ENTRY, crash_plan=crash_plan, parameters=MARKET_ENTRIES)
 
 
 def test_restart_rebinds_live_orders_by_tag_when_their_broker_ids_were_never_saved() -> None:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from core.records import GroupPurpose, GroupStatus
 from tests.harness.faults import FaultPlan, LegFault
-from tests.harness.simulation import Deployment
+from tests.harness.simulation import MARKET_ENTRIES, Deployment
 
 START, END = date(2024, 1, 2), date(2024, 1, 4)
 
@@ -17,7 +17,9 @@ def test_a_completion_created_by_an_order_event_is_stamped_with_the_event_time_a
     # LT112's entry is the first submission (10:00); the broker cancels its first leg at 10:05 while the others
     # fill, and the engine sends the completion from inside that order event, before the 10:05 bar's on_data
     faults = FaultPlan(rules={(1, 1): LegFault("cancel")})
-    run = Deployment(seed=1, start=START, end=END, parameters={"zero-dte-enabled": "false"}, faults=faults).run()
+    run = Deployment(
+        seed=1, start=START, end=END, parameters={"zero-dte-enabled": "false", **MARKET_ENTRIES}, faults=faults
+    ).run()
     assert run.runtime_error is None
     groups = run.engine.snapshot().groups
     (entry,) = [g for g in groups.values() if g.purpose is GroupPurpose.ENTRY]

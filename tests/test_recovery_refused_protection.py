@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from tests.harness.brokerage import REJECTED, BrokerOrder, BrokerUpdate, SimulatedBrokerage
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.lean_stub.symbols import Symbol
-from tests.harness.simulation import Deployment
+from tests.harness.simulation import MARKET_ENTRIES, Deployment
 
 START, END = date(2024, 1, 2), date(2024, 1, 12)
 REASON = "Order rejected: the brokerage does not accept buy orders for this contract"
@@ -51,7 +51,7 @@ def refusing_deployment(
         seed=1,
         start=START,
         end=end,
-        parameters={"zero-dte-enabled": "false"},
+        parameters={"zero-dte-enabled": "false", **MARKET_ENTRIES},
         faults=CANCEL_THE_LONG,
         crash_plan=crash_plan,
     )
@@ -122,7 +122,12 @@ def test_a_crash_while_giving_up_restarts_under_the_same_id_into_the_same_needs_
     ]
     crash = CrashPlan(crash_at=(saves[0].number,))
     run = SameIdDeployment(
-        seed=1, start=START, end=END, parameters={"zero-dte-enabled": "false"}, faults=CANCEL_THE_LONG, crash_plan=crash
+        seed=1,
+        start=START,
+        end=END,
+        parameters={"zero-dte-enabled": "false", **MARKET_ENTRIES},
+        faults=CANCEL_THE_LONG,
+        crash_plan=crash,
     )
     run.brokerage = RefusesTheLongPut(run.market, 250_000.0, CANCEL_THE_LONG, every_buy=True)
     run.run()

@@ -15,7 +15,7 @@ import pytest
 
 from core.records import GroupPurpose, GroupStatus
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
-from tests.harness.simulation import Deployment
+from tests.harness.simulation import MARKET_ENTRIES, Deployment
 
 START, END = date(2024, 1, 2), date(2024, 1, 4)
 # LT112's entry (the first submission, 10:00) fills two steps after it is ready (10:15): still working at the
@@ -31,7 +31,7 @@ class SameIdDeployment(Deployment):
 
 
 def _deployment(cls: type, crash_plan: CrashPlan) -> Any:
-    return cls(seed=1, start=START, end=END, faults=SLOW_ENTRY, crash_plan=crash_plan)
+    return cls(seed=1, start=START, end=END, faults=SLOW_ENTRY, crash_plan=crash_plan, parameters=MARKET_ENTRIES)
 
 
 def _crash_after_the_entry() -> int:

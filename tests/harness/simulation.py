@@ -127,6 +127,13 @@ def symbol_key(symbol: Symbol) -> str:
     return contract_key(symbol.underlying.value, symbol.id.date.date(), right, symbol.id.strike_price)
 
 
+# Entries as one combo MARKET order (parameter entry-orders; the template's default is a walked combo limit).
+# LEAN fills a combo limit's legs all at once (FillModel.ComboLimitFill) and the harness applies no leg faults
+# but `reject` to it, so the scenarios about half-filled entries (completion, rollback, re-binding working legs)
+# run with market entries, whose legs LEAN fills one by one.
+MARKET_ENTRIES = {"entry-orders": "market"}
+
+
 class Deployment:
     def __init__(  # noqa: PLR0917 (the agreed Deployment signature)
         self,
