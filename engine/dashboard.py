@@ -46,7 +46,17 @@ POSITIONS_CHART = "Positions"
 RECOVERIES_CHART = "Recoveries"
 STORE_CHART = "ObjectStore"
 RECOVERY_KINDS = frozenset(
-    {"missed-fill", "fill-priced", "recovery", "adopted", "orphan-cleaned", "quantity-mismatch", "lost", "stale"}
+    {
+        "missed-fill",
+        "fill-priced",
+        "recovery",
+        "rebind",
+        "adopted",
+        "orphan-cleaned",
+        "quantity-mismatch",
+        "lost",
+        "stale",
+    }
 )
 
 

@@ -166,7 +166,9 @@ class StartupRecovery:
             survivors = self._surviving_orders(group, open_ids)
             rebound = adopt_run(group, run_id, survivors, self._state.now)
             self._ledger.set_group(rebound)
-            self._log.info(f"engine: {group_id} re-bound to this run with {len(survivors)} live order(s)")
+            message = f"{group_id} re-bound to this run with {len(survivors)} live order(s)"
+            self._log.info(f"engine: {message}")
+            self._ledger.audit("rebind", message, f"group-{group_id}")  # a recovery step: the charts count it
         self._cancel_unbound_orders(open_ids)
 
     def _cancel_unbound_orders(self, open_ids: set[int]) -> None:

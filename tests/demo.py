@@ -144,7 +144,8 @@ def _print_story(deployment: DemoDeployment, args: argparse.Namespace, notes: Li
     first, last = deployment.runs[0], deployment.runs[-1]
     print(
         f"WHAT THIS IS: the unchanged main.py running live in an offline simulation (not LEAN) for {args.weeks} "
-        f"week(s) from {START:%a %Y-%m-%d}, 250,000 USD, two strategies: LT112 and Friday 0DTE on SPY options.\n"
+        f"week(s) from {START:%a %Y-%m-%d}, 250,000 USD, three strategies: LT112, Friday 0DTE and the monthly put "
+        "credit spread on SPY options.\n"
         "The process is killed once, mid-trade, and restarted 10 minutes later over the same store and broker. "
         "Times are New York time."
     )

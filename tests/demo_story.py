@@ -44,6 +44,7 @@ AUDIT_MEANING = {
     "quantity-mismatch": "the broker holds a different quantity than the records; the broker's figure wins",
     "group-fill-mismatch": "an order group's fills disagree with holdings; corrected from holdings",
     "recovery": "an incomplete order group: recovery decided to complete or roll it back",
+    "rebind": "an order group still working at the crash, re-attached to the orders the broker kept",
     "lost": "a record the manifest lists could not be read; holdings decide",
     "stale": "a record loaded at an older version than last saved",
     "quarantine": "stored data that failed validation was copied aside and ignored",
