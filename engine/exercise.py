@@ -39,7 +39,7 @@ from core.contracts import (
     is_share_key,
     parse_contract_key,
 )
-from core.order_groups import mark_refused, new_group, open_legs
+from core.order_groups import apply_holdings_fill, mark_refused, new_group, open_legs
 from core.ports import BrokerPort, EventStatus, LegSpec, LogPort, OrderEventData
 from core.records import (
     GroupPurpose,
@@ -177,13 +177,18 @@ class ExerciseBooking:
     def _save_settlement(
         self, position: PositionRecord, legs: Tuple[LegRecord, ...], kind: str, message: str
     ) -> OrderGroupRecord:
+        return self._save_settlement_of(position.position_id, position.strategy_id, legs, kind, message)
+
+    def _save_settlement_of(
+        self, position_id: str, strategy_id: str, legs: Tuple[LegRecord, ...], kind: str, message: str
+    ) -> OrderGroupRecord:
         run_id = self._ledger.run_id
-        group_id = new_record_id(f"{position.position_id}-settle", self._state.now, run_id, self._state.taken_ids())
+        group_id = new_record_id(f"{position_id}-settle", self._state.now, run_id, self._state.taken_ids())
         group = OrderGroupRecord(
             group_id=group_id,
-            strategy_id=position.strategy_id,
+            strategy_id=strategy_id,
             purpose=GroupPurpose.SETTLEMENT,
-            position_id=position.position_id,
+            position_id=position_id,
             legs=legs,
             status=GroupStatus.FILLED,
             created_at=self._state.now,
@@ -194,7 +199,7 @@ class ExerciseBooking:
         self._ledger.set_group(group)
         self._ledger.flush()
         what = ", ".join(f"{leg.symbol} {leg.filled_quantity:+d} at {leg.avg_fill_price:g}" for leg in legs)
-        self._ledger.alert(kind, f"position {position.position_id}: {kind} booked ({what}) -> {group_id}", group_id)
+        self._ledger.alert(kind, f"position {position_id}: {kind} booked ({what}) -> {group_id}", group_id)
         return group
 
     def _book_delivery(self, event: OrderEventData) -> None:
@@ -304,6 +309,7 @@ class ExerciseBooking:
         except Exception as error:
             self._log.error(f"engine: holdings unavailable, missed exercises not checked: {error!r}")
             return
+        self._settle_missed_on_entries(holdings)
         claimed = claims(self._state.positions, self._state.groups)
         working = {leg.symbol for g in self._state.groups.values() for leg in open_legs(g)}
         for _, position in sorted(self._state.positions.items()):
@@ -322,6 +328,51 @@ class ExerciseBooking:
                     continue
                 self._book_missed(position, symbol, held, delivered, strike)
                 claimed = claims(self._state.positions, self._state.groups)
+
+    def _settle_missed_on_entries(self, holdings: Dict[str, int]) -> None:
+        """An entry still in flight at the crash (no position yet) whose short leg filled AND was assigned while the
+        algorithm was down: the broker holds none of the leg but the shares its assignment delivered, which no
+        record explains. Book both as they happened, before reconcile (which would otherwise adopt the shares
+        as untracked and decide the leg was never filled): the leg's fill (at the quote mid when the view has
+        one, else unpriced: the position is then noted "fill price unknown"), then a SETTLEMENT of the
+        assignment on the entry's position id. Settling builds the position and flattens what it holds."""
+        for group_id in sorted(self._state.groups):
+            group = self._state.groups[group_id]
+            if group.purpose not in (GroupPurpose.ENTRY, GroupPurpose.COMPLETION):
+                continue
+            if group.position_id in self._state.positions:
+                continue
+            for leg in group.legs:
+                remaining = leg.quantity - leg.filled_quantity
+                if remaining < 0 and self._assigned_while_down(leg.symbol, remaining, holdings):
+                    self._book_fill_and_assignment(group.group_id, leg.symbol, remaining)
+
+    def _assigned_while_down(self, symbol: str, remaining: int, holdings: Dict[str, int]) -> bool:
+        parsed = parse_contract_key(symbol)
+        if parsed is None or holdings.get(symbol, 0) or self._cash_settled(symbol):
+            return False
+        delivery = delivered_shares(parsed[2], -remaining)
+        claimed = claims(self._state.positions, self._state.groups)
+        unexplained = holdings.get(parsed[0], 0) - claimed.get(parsed[0], 0)
+        return unexplained * delivery > 0 and abs(unexplained) >= abs(delivery)
+
+    def _book_fill_and_assignment(self, group_id: str, symbol: str, remaining: int) -> None:
+        parsed = parse_contract_key(symbol)
+        if parsed is None:
+            return
+        underlying, expiry, right, strike = parsed
+        group = self._state.groups[group_id]
+        price = self._ledger.quote_mids({symbol}).get(symbol)
+        self._ledger.set_group(apply_holdings_fill(group, symbol, remaining, self._state.now, price))
+        self._ledger.audit(
+            "missed-fill", f"{symbol} filled {remaining:+d} while down, then assigned (at {price})", f"group-{group_id}"
+        )
+        key = f"down/{self._ledger.run_id}/{group_id}/{symbol}"
+        option = LegRecord(symbol, underlying, right, strike, expiry, -remaining, -remaining, 0.0, LegStatus.FILLED)
+        option = replace(option, fill_keys=(key,))
+        shares = _share_leg(underlying, delivered_shares(right, -remaining), strike, f"{key}/delivery")
+        message = "while the algorithm was down, on a fill no record held (learned from holdings)"
+        self._save_settlement_of(group.position_id, group.strategy_id, (option, shares), "assignment", message)
 
     def _book_missed(self, position: PositionRecord, symbol: str, held: int, delivered: bool, strike: float) -> None:
         spot = self._view_price()

@@ -169,6 +169,10 @@ def group_claims(
             return current.position_id not in positions
         if current.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT):
             position = positions.get(current.position_id)
+            if position is None and current.purpose is GroupPurpose.SETTLEMENT:
+                # booked before its position exists (an entry filled and assigned while the algorithm was down):
+                # it claims with the entry's groups until the position is built from them
+                return True
             return position is not None and _is_open(position)
         # ROLLBACK: claims while its parent does
         current = groups.get(current.parent_group_id) if current.parent_group_id else None

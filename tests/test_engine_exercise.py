@@ -219,15 +219,35 @@ def test_settlement_groups_pass_the_loaders_checks() -> None:
         assert check_record(group) is None, group.group_id
 
 
-def test_shares_nobody_claims_are_adopted_and_sold() -> None:
-    """Records lost with the crash: the assignment cannot be booked on a position, but the delivered shares are
-    still managed (adopted by reconcile like any untracked holding, sold at the next open market)."""
+def test_an_entry_whose_fills_were_lost_and_whose_short_was_assigned_while_down_is_booked_not_adopted() -> None:
+    """The entry's fills were not flushed (only its write-ahead group was), and while down its naked puts were
+    assigned: the broker holds none of them but 200 shares no record explains. Recovery books the naked puts'
+    fill and their assignment on the entry, builds the position, and sells the shares: nothing is adopted."""
     rig = entered()
     rig.broker.engine = None
     rig.broker.held.pop(NAKED)
     rig.broker.held["SPY"] = 200
     rig.broker.average["SPY"] = 400.0
-    new = restart(rig, "run2", keep_memory=False)  # nothing of the entry was flushed
+    new = restart(rig, "run2", keep_memory=False)  # nothing of the entry's fills was flushed
+    for minute in (31, 32, 33):
+        new.engine.on_market(FakeView(now=T0 + timedelta(minutes=minute), price=380.0))
+    assert "SPY" not in new.broker.held
+    kinds = [kind for kind, _, _ in new.store.audits]
+    assert "assignment" in kinds and "adopted" not in kinds
+    settlements = [g for g in new.engine.snapshot().groups.values() if g.purpose is GroupPurpose.SETTLEMENT]
+    assert any(leg.symbol == NAKED and leg.filled_quantity == 2 for g in settlements for leg in g.legs)
+
+
+def test_shares_nobody_claims_are_adopted_and_sold() -> None:
+    """Shares no record can explain (no entry of ours had a short that could deliver them): adopted by
+    reconcile like any untracked holding and sold at the next open market."""
+    rig = make_engine(FakeStore(), FakeBroker(), FakeRules())
+    rig.rules.want_entry = False
+    rig.broker.auto_fill = True
+    rig.broker.engine = None
+    rig.broker.held["SPY"] = 200
+    rig.broker.average["SPY"] = 400.0
+    new = restart(rig, "run2", keep_memory=False)
     for minute in (31, 32, 33):
         new.engine.on_market(FakeView(now=T0 + timedelta(minutes=minute), price=380.0))
     assert "SPY" not in new.broker.held

@@ -8,8 +8,9 @@ from datetime import date, datetime
 import pytest
 
 from core.records import GroupPurpose, PositionStatus
-from tests.crash_drill import shocked_market
-from tests.harness.simulation import Deployment
+from tests.crash_drill import Scenario, check, shocked_market
+from tests.harness.faults import CrashPlan
+from tests.harness.simulation import MARKET_ENTRIES, Deployment
 
 FRIDAY = date(2024, 1, 5)
 
@@ -19,7 +20,11 @@ def test_spy_short_put_assigned_early_leaves_no_untracked_shares_and_books_the_p
     # on its expiry day, and the broker's hourly assignment scan assigns it (DefaultOptionAssignmentModel)
     market = shocked_market(7, FRIDAY, date(2024, 1, 8), datetime(2024, 1, 5, 11, 0), 0.92)
     deployment = Deployment(
-        seed=7, start=FRIDAY, end=date(2024, 1, 8), market=market, parameters={"lt112-enabled": "false"}
+        seed=7,
+        start=FRIDAY,
+        end=date(2024, 1, 8),
+        market=market,
+        parameters={"lt112-enabled": "false", **MARKET_ENTRIES},
     ).run()
     assert deployment.runtime_error is None
     snapshot = deployment.engine.snapshot()
@@ -42,3 +47,27 @@ def test_spy_short_put_assigned_early_leaves_no_untracked_shares_and_books_the_p
     assert position.status is PositionStatus.CLOSED and position.realized_pnl is not None
     # the booked P&L is what the account made (fills of worthless wings aside: a cent or two per contract)
     assert position.realized_pnl == pytest.approx(deployment.brokerage.cash - 250_000.0, abs=50.0)
+
+
+def test_an_entry_filled_and_assigned_while_down_is_booked_as_such_not_adopted() -> None:
+    """The drill's assignment scenario, crashed while the 0DTE entry's position is first saved (its fills were not
+    flushed): while the algorithm is down the 8 % fall gets the condor's short put assigned. At the restart the
+    broker holds neither that put nor anything of record for the 1,900 delivered shares. Recovery must book the
+    fill and the assignment on the entry (not adopt the shares as untracked), then sell the shares and close the
+    rest, as without the crash."""
+    scenario = Scenario(2, 11, "assignment")
+    counting = scenario.deployment(CrashPlan()).run()
+    (point,) = [
+        p
+        for p in counting.crash_plan.points
+        if p.kind == "store-save" and "/records/position-zero_dte-20241122" in p.detail
+    ][:1]
+    run = scenario.deployment(CrashPlan(crash_at=(point.number,))).run()
+    assert [r.crash is not None for r in run.runs] == [True, False]
+    assert check(run) == []
+    groups = run.engine.snapshot().groups.values()
+    (assignment,) = [
+        g for g in groups if g.purpose is GroupPurpose.SETTLEMENT and (g.decision or "").startswith("assignment")
+    ]
+    assert "while the algorithm was down" in (assignment.decision or "")
+    assert any(leg.symbol == "SPY" and leg.filled_quantity > 0 for leg in assignment.legs)
