@@ -25,8 +25,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import cache
+from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Type, TypeVar, cast
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Set, Tuple, Type, TypeVar, cast
 
 from core.records import FORBIDDEN_FIELDS
 from persistence.record_text import text_of
@@ -425,11 +426,17 @@ class _Plan:
     """How to decode a body whose values have one given pattern of JSON types (its signature): the values to
     convert, each with a converter that raises on a bad value, and the floats to check for finiteness."""
 
-    __slots__ = ("converts", "finite")
+    __slots__ = ("converts", "finite", "lists")
 
-    def __init__(self, converts: List[Tuple[str, Callable[[Any], Any]]], finite: Optional[Callable[[Any], Any]]):
+    def __init__(
+        self,
+        converts: List[Tuple[str, Callable[[Any], Any]]],
+        finite: Optional[Callable[[Any], Any]],
+        lists: List[Tuple[Tuple[str, ...], Set[type]]],
+    ) -> None:
         self.converts = converts
         self.finite = finite
+        self.lists = lists  # (names of lists whose items must all be of one type, {that type}): checked at once
 
 
 def _converter(tp: Any, json_type: type) -> Optional[Tuple[bool, Optional[Callable[[Any], Any]]]]:
@@ -447,16 +454,47 @@ def _converter(tp: Any, json_type: type) -> Optional[Tuple[bool, Optional[Callab
     if isinstance(tp, type) and issubclass(tp, Enum):
         members = {member._value_: member for member in tp}
         return (False, members.__getitem__) if json_type in {type(value) for value in members} else None
-    if json_type is str and tp in (date, datetime, Decimal):
-        return False, _SIMPLE_DECODERS[tp]
+    if json_type is str and tp in (date, datetime):
+        return False, _PARSED_TIMES[tp].__getitem__
+    if json_type is str and tp is Decimal:
+        return False, _decode_decimal
+    if json_type is list and _exact_items(tp) is not None:
+        return False, tuple  # its items' types are checked for all such lists at once (_Plan.lists)
     if (json_type is list and typing.get_origin(tp) is tuple) or (json_type is dict and is_dataclass(tp)):
         return False, _decoder(tp)
     return None
 
 
+def _exact_items(tp: Any) -> Optional[type]:
+    """X of a Tuple[X, ...] whose items are kept as they are (str, int, bool), else None."""
+    args = typing.get_args(tp) if typing.get_origin(tp) is tuple else ()
+    return _EXACT_TYPES.get(args[0]) if len(args) == 2 and args[1] is Ellipsis else None
+
+
+class _ParsedTimes(Dict[str, Any]):
+    """ISO text -> date or datetime, parsed once by the reference decoder (which raises on what it refuses) and
+    then looked up: a start-up sees the same expiry and entry times in many records. Values are immutable, so
+    records may share them. Bounded: cleared when full."""
+
+    def __init__(self, parse: Decoder) -> None:
+        super().__init__()
+        self._parse = parse
+
+    def __missing__(self, raw: str) -> Any:
+        value = self._parse(raw)
+        if len(self) >= _MEMO_LIMIT:
+            self.clear()
+        self[raw] = value
+        return value
+
+
+_PARSED_TIMES = {date: _ParsedTimes(_decode_date), datetime: _ParsedTimes(_decode_datetime)}
+
+
 def _plan_for(names: Sequence[str], hints: Dict[str, Any], signature: Tuple[type, ...]) -> Optional[_Plan]:
     converts: List[Tuple[str, Callable[[Any], Any]]] = []
     finite: List[int] = []
+    lists: Dict[type, List[str]] = {}
     for index, (name, json_type) in enumerate(zip(names, signature, strict=True)):
         how = _converter(hints[name], json_type)
         if how is None:
@@ -465,7 +503,16 @@ def _plan_for(names: Sequence[str], hints: Dict[str, Any], signature: Tuple[type
             finite.append(index)
         if how[1] is not None:
             converts.append((name, how[1]))
-    return _Plan(converts, _finite_check(finite))
+        if how[1] is tuple:
+            lists.setdefault(_exact_items(_inner_of(hints[name])) or object, []).append(name)
+    return _Plan(converts, _finite_check(finite), [(tuple(group), {item}) for item, group in lists.items()])
+
+
+def _inner_of(tp: Any) -> Any:
+    """X of Optional[X], else tp itself."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return _optional_inner(tp)
+    return tp
 
 
 def _finite_check(indexes: List[int]) -> Optional[Callable[[Any], Any]]:
@@ -480,38 +527,45 @@ def _finite_check(indexes: List[int]) -> Optional[Callable[[Any], Any]]:
     return lambda values: math.isfinite(sum(pick(values)))
 
 
-def _fast_decoder(cls: type, names: Sequence[str], hints: Dict[str, Any]) -> Callable[[Dict[str, Any]], Any]:
-    """Decodes a body with exactly the fields of `cls` in a few C-level steps: the types of all values at once,
-    a plan remembered per pattern of types, converters only for the values that need one (dates, enums,
-    tuples, nested records, ints standing for floats). Returns None when anything does not fit, and the
-    reference decoder (which names the failing field) runs instead: the fast path never accepts what the
-    reference path refuses (tests/test_persistence_codec.py compares the two)."""
-    get_all = itemgetter(*names) if len(names) > 1 else (lambda raw: (raw[names[0]],))
+def _fast_decoder(cls: type, names: Sequence[str], hints: Dict[str, Any], reference: Decoder) -> Optional[Decoder]:
+    """The decoder of `cls`: a body with exactly its fields is decoded in a few C-level steps (the types of all
+    values at once, a plan remembered per pattern of types, converters only for the values that need one:
+    dates, enums, tuples, nested records, ints standing for floats); anything else, or anything that does not
+    fit, goes to `reference`, which names the failing field. So the fast path never accepts what the reference
+    refuses (tests/test_persistence_load_path.py compares the two)."""
+    count = len(names)
+    get_all = itemgetter(*names) if count > 1 else (lambda raw: (raw[names[0]],))
     plans: Dict[Tuple[type, ...], Optional[_Plan]] = {}
 
-    def decode_fast(raw: Dict[str, Any]) -> Any:
-        values = get_all(raw)
+    def decode(raw: Any) -> Any:
+        if type(raw) is not dict or len(raw) != count:
+            return reference(raw)
+        try:
+            values = get_all(raw)  # all present and as many as known: exactly the known fields
+        except KeyError:
+            return reference(raw)
         signature = tuple(map(type, values))
         plan = plans.get(signature, _UNSEEN)
         if plan is _UNSEEN:
             if len(plans) >= _SIGNATURES_PER_TYPE:
                 plans.clear()
             plan = plans[signature] = _plan_for(names, hints, signature)
-        if plan is None:
-            return None
-        if plan.finite is not None and not plan.finite(values):
-            return None
+        if plan is None or (plan.finite is not None and not plan.finite(values)):
+            return reference(raw)
         body = dict(raw)
+        for list_names, allowed in plan.lists:
+            if not allowed.issuperset(map(type, chain.from_iterable(map(body.__getitem__, list_names)))):
+                return reference(raw)
         try:
             for name, convert in plan.converts:
                 body[name] = convert(body[name])
         except Exception:  # any bad value: the reference path decides and names it
-            return None
+            return reference(raw)
         record: Any = object.__new__(cls)
         object.__setattr__(record, "__dict__", body)
         return record
 
-    return decode_fast
+    return decode
 
 
 _UNSEEN: Any = object()
@@ -528,15 +582,9 @@ def _dataclass_decoder(cls: type) -> Decoder:
     # is several times faster than the frozen __init__ and matters when thousands of groups load at start-up
     direct = all(f.default_factory is MISSING for f in record_fields) and not hasattr(cls, "__post_init__")
 
-    decode_fast = _fast_decoder(cls, [name for name, _ in plan], hints) if direct else None
-
     def decode(raw: Any) -> Any:
         if type(raw) is not dict:
             raise RecordError(f": expected an object, got {type(raw).__name__}")
-        if decode_fast is not None and raw.keys() == known:
-            fast = decode_fast(raw)
-            if fast is not None:
-                return fast
         if len(raw) != len(known) or raw.keys() - known:
             extra = raw.keys() - known
             forbidden = sorted(extra & FORBIDDEN_FIELDS)
@@ -559,7 +607,8 @@ def _dataclass_decoder(cls: type) -> Decoder:
         record.__dict__.update(values)
         return record
 
-    return decode
+    fast = _fast_decoder(cls, [name for name, _ in plan], hints, decode) if direct else None
+    return fast if fast is not None else decode
 
 
 __all__ = ["RecordError", "canonical_json", "from_body", "record_json", "to_body"]
