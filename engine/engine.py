@@ -140,6 +140,17 @@ class TradingEngine:
             f"engine: ready; strategies {[(s, r.state.value) for s, r in sorted(snapshot.strategies.items())]}, "
             f"open positions {[p.position_id for p in snapshot.open_positions()]}"
         )
+        self._say_kill_switch()
+
+    def _say_kill_switch(self) -> None:
+        """A tripped kill switch is said at every start: nothing enters until a person resets it."""
+        risk = self._state.risk
+        try:
+            status = risk.kill_switch_status() if risk is not None else ""
+        except Exception as error:
+            status = f"kill switch state unknown ({error!r})"
+        if status:
+            self._ledger.alert("kill-switch", status, "risk")
 
     def on_market(self, view: MarketView) -> None:
         if not self._state.trading:

@@ -351,6 +351,11 @@ class FakeRules(Strategy[FakeConfig]):
 
 
 class FakeRisk:
+    kill_switch = ""  # what kill_switch_status says
+
+    def kill_switch_status(self) -> str:
+        return self.kill_switch
+
     def __init__(self, record: Optional[RiskRecord], params: Params, now: datetime) -> None:
         self._record = record or RiskRecord(100_000.0, 0, 0.0, None, 0.0, BreakerLevel.NONE, None, (), now)
         self._params = params

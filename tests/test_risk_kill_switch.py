@@ -175,3 +175,11 @@ def test_the_result_page_breaker_statistic_shows_a_tripped_kill_switch() -> None
     tripped = _tripped_by_close_all()
     assert breaker(tripped.record) == "CLOSE_ALL + KILL SWITCH"
     assert breaker(RiskManager(None, Params(), T0).record) == "NONE"
+
+
+def test_a_tripped_kill_switch_is_said_at_every_start() -> None:
+    deployment = Deployment(
+        seed=1, start=date(2024, 1, 2), end=date(2024, 1, 3), parameters={"kill-switch": "true"}
+    ).run()
+    errors = [message for _, kind, message in deployment.algorithm.logs if kind == "error"]
+    assert any("KILL SWITCH tripped" in message and "kill-switch-reset" in message for message in errors)
