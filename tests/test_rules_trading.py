@@ -224,6 +224,20 @@ def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spy() ->
     assert option_filter.max_expiry.days >= 120 + LT112Config().dte_window
 
 
+def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spx() -> None:
+    """The same through main.py and the harness on SPX (index options, $5 SPXW strikes at ten times the level)."""
+    deployment = Deployment(
+        seed=11, start=date(2024, 1, 3), end=date(2024, 1, 3), parameters={"underlying": "SPX"}
+    ).run()
+    assert deployment.runtime_error is None
+    algorithm = deployment.algorithm
+    option_filter = algorithm.securities[algorithm.option_symbol].option_filter
+    spot = deployment.market.level(0, "SPX")
+    needed = (spot - _skewed_five_delta_put(spot)) / STRIKE_STEP["SPX"]
+    assert -option_filter.min_strike >= needed, f"{-option_filter.min_strike} strikes below, needs {needed:.0f}"
+    assert option_filter.max_expiry.days >= 120 + LT112Config().dte_window
+
+
 def test_the_filter_reach_counts_spx_strikes_at_their_spacing() -> None:
     for underlying, spot in (("SPY", 470.0), ("SPX", 4700.0)):
         market = Params(underlying=underlying)
