@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from persistence.bounds import text_problem
 from persistence.codec import canonical_json
@@ -78,15 +78,10 @@ _BODY_START_BYTES = _BODY_START.encode()
 _CHECKSUM_MARK_BYTES = _CHECKSUM_MARK.encode()
 
 
-class SealedFrame(NamedTuple):
-    """What a value written by `seal` says about itself, its checksum verified over the body's exact bytes."""
-
-    seq: int
-    schema: str
-    version: int
-    body_end: int  # the body is data[len('{"body":') : body_end]
-    checksum: str
-    saved_at: str
+# what a value written by `seal` says about itself, its checksum verified over the body's exact bytes: (seq,
+# schema, version, where the body ends: data[len('{"body":') : end], checksum, saved_at); a plain tuple, built
+# for every slot read at start-up
+SealedFrame = Tuple[int, str, int, int, bytes, bytes]
 
 
 def sealed_frame(data: bytes) -> Optional[SealedFrame]:
@@ -110,7 +105,7 @@ def sealed_frame(data: bytes) -> Optional[SealedFrame]:
     digest.update(memoryview(data)[len(_BODY_START_BYTES) : end])  # and the body's bytes
     if digest.hexdigest().encode() != checksum:
         return None
-    return SealedFrame(seq, schema.decode(), version, end, checksum.decode(), saved_at.decode())
+    return (seq, schema.decode(), version, end, checksum, saved_at)
 
 
 def open_sealed(data: bytes, frame: SealedFrame) -> Envelope:
@@ -118,7 +113,7 @@ def open_sealed(data: bytes, frame: SealedFrame) -> Envelope:
     (they matched the exact layout seal writes, which is valid JSON), so only the body is decoded, bounded and
     parsed; it must be one JSON object and nothing else. EnvelopeError as open_envelope."""
     try:
-        body_text = data[len(_BODY_START_BYTES) : frame.body_end].decode("utf-8")
+        body_text = data[len(_BODY_START_BYTES) : frame[3]].decode("utf-8")
     except UnicodeDecodeError as error:
         raise EnvelopeError(f"not UTF-8 text ({error.reason} at byte {error.start + 8})") from None
     problem = text_problem(body_text)
@@ -130,7 +125,8 @@ def open_sealed(data: bytes, frame: SealedFrame) -> Envelope:
         raise EnvelopeError(f"not JSON, truncated or damaged ({error.__class__.__name__}: {error})") from None
     if type(body) is not dict:
         raise EnvelopeError("envelope body must be an object")
-    return Envelope(frame.schema, frame.version, frame.seq, frame.saved_at, frame.checksum, body)
+    seq, schema, version, _, checksum, saved_at = frame
+    return Envelope(schema, version, seq, saved_at.decode(), checksum.decode(), body)
 
 
 def open_envelope(text: str) -> Envelope:

@@ -261,15 +261,15 @@ class _SlotReader:
             if data is None:
                 continue
             frame = sealed_frame(data) if len(data) <= MAX_VALUE_CHARS else None
-            if frame is not None and frame.schema == schema:
+            if frame is not None and frame[1] == schema:
                 sealed.append((frame, slot, key, data))
                 continue
             candidate = self._checked(key, data, slot, expected, None)
             if candidate is not None:
                 candidates.append(candidate)
-        sealed.sort(key=lambda item: -item[0].seq)  # newest first; equal seqs keep slot order, as max() did
+        sealed.sort(key=lambda item: -item[0][0])  # newest first; equal seqs keep slot order, as max() did
         for frame, slot, key, data in sealed:
-            if any(candidate[0] >= frame.seq for candidate in candidates):
+            if any(candidate[0] >= frame[0] for candidate in candidates):
                 break  # older than a valid version: not state, left as it is
             candidate = self._checked(key, data, slot, expected, frame)
             if candidate is not None:

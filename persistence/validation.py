@@ -88,18 +88,22 @@ def _is_share_leg(symbol: str) -> bool:
 
 
 def _leg_problem(leg: LegRecord, limits: RecordLimits) -> Optional[str]:
-    where = f"leg {leg.symbol!r}"
+    problem = _leg_fault(leg, limits)
+    return None if problem is None else f"leg {leg.symbol!r}: {problem}"
+
+
+def _leg_fault(leg: LegRecord, limits: RecordLimits) -> Optional[str]:
     shares = _is_share_leg(leg.symbol)
     limit = limits.max_leg_contracts * (SHARES_PER_CONTRACT if shares else 1)
     if leg.quantity == 0 or abs(leg.quantity) > limit:
-        return f"{where}: quantity {leg.quantity} is 0 or beyond {limit} {'shares' if shares else 'contracts'}"
+        return f"quantity {leg.quantity} is 0 or beyond {limit} {'shares' if shares else 'contracts'}"
     filled = leg.filled_quantity
     if filled != 0 and ((filled > 0) != (leg.quantity > 0) or abs(filled) > abs(leg.quantity)):
-        return f"{where}: filled {filled:+d} does not fit the order of {leg.quantity:+d}"
+        return f"filled {filled:+d} does not fit the order of {leg.quantity:+d}"
     if leg.avg_fill_price < 0:
-        return f"{where}: negative average fill price {leg.avg_fill_price}"
+        return f"negative average fill price {leg.avg_fill_price}"
     if leg.strike <= 0 and not shares:
-        return f"{where}: strike {leg.strike} is not positive"
+        return f"strike {leg.strike} is not positive"
     return None
 
 
@@ -125,19 +129,23 @@ def _group_problem(group: OrderGroupRecord, limits: RecordLimits) -> Optional[st
 
 
 def _position_problem(position: PositionRecord, limits: RecordLimits) -> Optional[str]:
-    where = f"position {position.position_id}"
+    problem = _position_fault(position, limits)
+    return None if problem is None else f"position {position.position_id}: {problem}"
+
+
+def _position_fault(position: PositionRecord, limits: RecordLimits) -> Optional[str]:
     for contract in position.contracts:
         shares = _is_share_leg(contract.symbol)
         limit = limits.max_leg_contracts * (SHARES_PER_CONTRACT if shares else 1)
         if contract.quantity == 0 or abs(contract.quantity) > limit:
-            return f"{where}: {contract.symbol!r} quantity {contract.quantity} is 0 or beyond the limit"
+            return f"{contract.symbol!r} quantity {contract.quantity} is 0 or beyond the limit"
         if contract.strike <= 0 and not shares:
-            return f"{where}: {contract.symbol!r} strike {contract.strike} is not positive"
+            return f"{contract.symbol!r} strike {contract.strike} is not positive"
     symbols = [contract.symbol for contract in position.contracts]
     if len(set(symbols)) != len(symbols):
-        return f"{where}: {_duplicate(symbols)!r} listed twice"
+        return f"{_duplicate(symbols)!r} listed twice"
     if position.max_loss < 0:
-        return f"{where}: negative maximum loss {position.max_loss}"
+        return f"negative maximum loss {position.max_loss}"
     return None
 
 
