@@ -86,6 +86,29 @@ def _share_leg(symbol: str, quantity: int, price: float, fill_key: str) -> LegRe
     )
 
 
+def _closed_option_leg(
+    symbol: str, quantity: int, price: float, fill_key: str, order_ids: Tuple[int, ...] = ()
+) -> LegRecord:
+    """A filled leg of a contract the broker closed (exercise, assignment, expiry) by `quantity` at `price`."""
+    parsed = parse_contract_key(symbol)
+    if parsed is None:
+        raise ValueError(f"{symbol!r} is not a contract key")
+    underlying, expiry, right, strike = parsed
+    return LegRecord(
+        symbol=symbol,
+        underlying=underlying,
+        right=right,
+        strike=strike,
+        expiry=expiry,
+        quantity=quantity,
+        filled_quantity=quantity,
+        avg_fill_price=price,
+        status=LegStatus.FILLED,
+        order_ids=order_ids,
+        fill_keys=(fill_key,),
+    )
+
+
 class ExerciseBooking:
     def __init__(
         self,
@@ -132,7 +155,7 @@ class ExerciseBooking:
         parsed = parse_contract_key(event.symbol)
         if parsed is None:
             return event.fill_quantity
-        underlying, expiry, right, strike = parsed
+        underlying, _, right, strike = parsed
         price = 0.0
         if event.cash_settled and event.in_the_money:
             spot = event.underlying_price if event.underlying_price is not None else self._view_price()
@@ -140,19 +163,8 @@ class ExerciseBooking:
         left = event.fill_quantity
         for position, held in self._owners(event.symbol, left):
             quantity = (1 if left > 0 else -1) * min(abs(left), abs(held))
-            option = LegRecord(
-                symbol=event.symbol,
-                underlying=underlying,
-                right=right,
-                strike=strike,
-                expiry=expiry,
-                quantity=quantity,
-                filled_quantity=quantity,
-                avg_fill_price=price,
-                status=LegStatus.FILLED,
-                order_ids=(event.order_id,) if event.order_id >= 0 else (),
-                fill_keys=(fill_key,),
-            )
+            order_ids = (event.order_id,) if event.order_id >= 0 else ()
+            option = _closed_option_leg(event.symbol, quantity, price, fill_key, order_ids)
             legs: Tuple[LegRecord, ...] = (option,)
             if event.in_the_money and not event.cash_settled:
                 shares = delivered_shares(right, quantity)
@@ -360,7 +372,7 @@ class ExerciseBooking:
         parsed = parse_contract_key(symbol)
         if parsed is None:
             return
-        underlying, expiry, right, strike = parsed
+        underlying, _, right, strike = parsed
         group = self._state.groups[group_id]
         price = self._ledger.quote_mids({symbol}).get(symbol)
         self._ledger.set_group(apply_holdings_fill(group, symbol, remaining, self._state.now, price))
@@ -368,8 +380,7 @@ class ExerciseBooking:
             "missed-fill", f"{symbol} filled {remaining:+d} while down, then assigned (at {price})", f"group-{group_id}"
         )
         key = f"down/{self._ledger.run_id}/{group_id}/{symbol}"
-        option = LegRecord(symbol, underlying, right, strike, expiry, -remaining, -remaining, 0.0, LegStatus.FILLED)
-        option = replace(option, fill_keys=(key,))
+        option = _closed_option_leg(symbol, -remaining, 0.0, key)
         shares = _share_leg(underlying, delivered_shares(right, -remaining), strike, f"{key}/delivery")
         message = "while the algorithm was down, on a fill no record held (learned from holdings)"
         self._save_settlement_of(group.position_id, group.strategy_id, (option, shares), "assignment", message)

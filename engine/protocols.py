@@ -110,7 +110,7 @@ class RiskLike(Protocol):
     def update_correlation(self, open_positions: Sequence[PositionRecord], now: datetime) -> bool: ...
 
     def kill_switch_status(self) -> str:
-        """"" unless the kill switch is tripped; then when, why and how a person resets it."""
+        """ "" unless the kill switch is tripped; then when, why and how a person resets it."""
         ...
 
 

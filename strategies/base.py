@@ -186,6 +186,24 @@ def usable(quote: OptionQuote) -> bool:
     return quote.ask > 0 and quote.bid >= 0 and quote.ask >= quote.bid
 
 
+def stored_target_hit(pnl: Optional[float], position: PositionRecord) -> Optional[str]:
+    """ "profit target" / "stop" when the P&L reached the targets the position stored when it opened (never a
+    parameter); None when neither is reached, the P&L is unknown or the position stored no targets."""
+    if pnl is None:
+        return None
+    if position.profit_target > 0 and pnl >= position.profit_target:
+        return f"profit target ({pnl:.0f} >= {position.profit_target:.0f})"
+    if position.max_loss > 0 and -pnl >= position.max_loss:
+        return f"stop (loss {-pnl:.0f} >= {position.max_loss:.0f})"
+    return None
+
+
+def entered_this_month(state: StrategyStateRecord, now: datetime) -> Optional[date]:
+    """The day of this calendar month's entry, if the strategy entered this month (a once-a-month rule)."""
+    last = state.last_entry_day
+    return last if last is not None and (last.year, last.month) == (now.year, now.month) else None
+
+
 def position_units(position: PositionRecord) -> int:
     """Units of the structure: the gcd of the contract quantities (1-1-2 x3 -> 3)."""
     units = 0

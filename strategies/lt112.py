@@ -46,6 +46,7 @@ from strategies.base import (
     OptionReach,
     Strategy,
     StrategyConfig,
+    entered_this_month,
     in_window,
     legs_total,
     units_for,
@@ -144,8 +145,8 @@ class LT112(Strategy[LT112Config]):
             return self.skip("not the first Wednesday of the month", routine=True)
         if not in_window(now, config.entry_time, config.entry_window_minutes):
             return self.skip("outside the entry window", routine=True)
-        last = state.last_entry_day
-        if last is not None and (last.year, last.month) == (now.year, now.month):
+        last = entered_this_month(state, now)
+        if last is not None:
             return self.skip(f"already entered this cycle on {last.isoformat()}", routine=True)
         if size_factor <= 0:
             return self.skip("risk allows no new position")

@@ -46,9 +46,11 @@ from strategies.base import (
     OptionReach,
     Strategy,
     StrategyConfig,
+    entered_this_month,
     in_window,
     legs_total,
     position_pnl,
+    stored_target_hit,
     units_for,
 )
 
@@ -113,8 +115,8 @@ class PutCreditSpread(Strategy[PutCreditSpreadConfig]):
             return self.skip("put_credit_spread disabled", routine=True)
         if not in_window(now, config.entry_time, config.entry_window_minutes):
             return self.skip("outside the entry window", routine=True)
-        last = state.last_entry_day
-        if last is not None and (last.year, last.month) == (now.year, now.month):
+        last = entered_this_month(state, now)
+        if last is not None:
             return self.skip(f"already entered this month on {last.isoformat()}", routine=True)
         if size_factor <= 0:
             return self.skip("risk allows no new position")
@@ -182,11 +184,9 @@ class PutCreditSpread(Strategy[PutCreditSpreadConfig]):
     def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]:
         days_left = (position.expiry - view.now.date()).days
         pnl = position_pnl(view, position)
-        if pnl is not None:
-            if position.profit_target > 0 and pnl >= position.profit_target:
-                return f"profit target ({pnl:.0f} >= {position.profit_target:.0f})"
-            if position.max_loss > 0 and -pnl >= position.max_loss:
-                return f"stop (loss {-pnl:.0f} >= {position.max_loss:.0f})"
+        hit = stored_target_hit(pnl, position)
+        if hit is not None:
+            return hit
         if days_left <= self.config.exit_dte:
             return f"exit by DTE ({days_left} <= {self.config.exit_dte})"
         return None

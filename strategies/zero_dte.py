@@ -36,6 +36,7 @@ from strategies.base import (
     in_window,
     legs_total,
     position_pnl,
+    stored_target_hit,
     units_for,
 )
 
@@ -231,11 +232,9 @@ class ZeroDte(Strategy[ZeroDteConfig]):
         if now.date() > position.expiry:
             return "past expiry"
         pnl = position_pnl(view, position)
-        if pnl is not None:
-            if position.profit_target > 0 and pnl >= position.profit_target:
-                return f"profit target ({pnl:.0f} >= {position.profit_target:.0f})"
-            if position.max_loss > 0 and -pnl >= position.max_loss:
-                return f"stop (loss {-pnl:.0f} >= {position.max_loss:.0f})"
+        hit = stored_target_hit(pnl, position)
+        if hit is not None:
+            return hit
         if now.date() < position.expiry:
             return None  # the clock rules below are about the expiry day
         # measured from the session's actual close: on a 13:00 early close they fire three hours earlier
