@@ -43,6 +43,7 @@ DEAD_LEG_STATUSES = frozenset({LegStatus.CANCELED, LegStatus.INVALID})
 TERMINAL_GROUP_STATUSES = frozenset(
     {GroupStatus.FILLED, GroupStatus.CANCELED, GroupStatus.FAILED, GroupStatus.RESOLVED}
 )
+IN_FLIGHT_GROUP_STATUSES = frozenset(set(GroupStatus) - TERMINAL_GROUP_STATUSES)  # PENDING, SUBMITTED, INCOMPLETE
 _WORKING_EVENT_STATUSES = frozenset(
     {EventStatus.NEW, EventStatus.SUBMITTED, EventStatus.CANCEL_PENDING, EventStatus.UPDATE_SUBMITTED}
 )
@@ -467,6 +468,7 @@ def find_group_for_event(
 
 __all__ = [
     "DEAD_LEG_STATUSES",
+    "IN_FLIGHT_GROUP_STATUSES",
     "MAX_FILL_KEYS",
     "OPEN_LEG_STATUSES",
     "TERMINAL_GROUP_STATUSES",

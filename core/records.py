@@ -53,6 +53,10 @@ class GroupPurpose(StrEnum):
     SETTLEMENT = "SETTLEMENT"
 
 
+# the purposes whose fills open a position (an entry and the completion of an incomplete entry)
+OPENING_PURPOSES = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
+
+
 class GroupStatus(StrEnum):
     PENDING = "PENDING"  # written ahead; no order placed yet
     SUBMITTED = "SUBMITTED"  # orders placed, nothing filled yet
@@ -343,6 +347,7 @@ _check_no_forbidden_fields()
 
 __all__ = [
     "FORBIDDEN_FIELDS",
+    "OPENING_PURPOSES",
     "RISK_DAYS_PREFIX",
     "SCHEMA_OF",
     "AuditEntry",

@@ -42,6 +42,7 @@ from core.contracts import (
 from core.order_groups import apply_holdings_fill, mark_refused, new_group, open_legs
 from core.ports import BrokerPort, EventStatus, LegSpec, LogPort, OrderEventData
 from core.records import (
+    OPENING_PURPOSES,
     GroupPurpose,
     GroupStatus,
     LegRecord,
@@ -350,7 +351,7 @@ class ExerciseBooking:
         assignment on the entry's position id. Settling builds the position and flattens what it holds."""
         for group_id in sorted(self._state.groups):
             group = self._state.groups[group_id]
-            if group.purpose not in (GroupPurpose.ENTRY, GroupPurpose.COMPLETION):
+            if group.purpose not in OPENING_PURPOSES:
                 continue
             if group.position_id in self._state.positions:
                 continue

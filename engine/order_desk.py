@@ -31,7 +31,15 @@ from core.order_groups import (
     with_decision,
 )
 from core.ports import BrokerPort, LegSpec, LogPort, SubmittedOrder
-from core.records import GroupPurpose, GroupStatus, OrderGroupRecord, PositionRecord, PositionStatus, StrategyState
+from core.records import (
+    OPENING_PURPOSES,
+    GroupPurpose,
+    GroupStatus,
+    OrderGroupRecord,
+    PositionRecord,
+    PositionStatus,
+    StrategyState,
+)
 from core.state_machine import StrategyMachine
 from engine.facts import NEEDS_ATTENTION, exit_legs, facts_of, net_fills, new_record_id, settled_view
 from engine.ledger import Ledger
@@ -40,8 +48,6 @@ from engine.protocols import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVER
 from engine.state import EngineState
 from recovery.decisions import DecisionAction, GroupDecision, family_rollback_legs, recovery_group
 from strategies.base import EntryPlan
-
-_OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
 class OrderDesk:
@@ -216,7 +222,7 @@ class OrderDesk:
         if self._refused_attempts(parent.group_id) >= MAX_RECOVERY_ATTEMPTS:
             self._give_up(parent, decision)
             return
-        if decision.action is DecisionAction.ROLL_BACK and parent.purpose in _OPENING:
+        if decision.action is DecisionAction.ROLL_BACK and parent.purpose in OPENING_PURPOSES:
             # flatten the whole entry attempt, not just this group (see recovery.decisions.family_rollback_legs)
             decision = replace(decision, legs=family_rollback_legs(parent, self._state.groups))
             if not decision.legs:

@@ -21,7 +21,7 @@ from typing import Any, Dict, Mapping
 
 from core.order_groups import apply_order_event, classify_event, find_group_for_event, mark_resolved
 from core.ports import EventStatus, LogPort, OrderEventData
-from core.records import GroupPurpose, GroupStatus, PositionStatus, StrategyState
+from core.records import OPENING_PURPOSES, GroupPurpose, GroupStatus, PositionStatus, StrategyState
 from engine.facts import (
     add_note,
     attention_of,
@@ -135,9 +135,7 @@ class Settlement:
     def _build_position(self, position_id: str, plan: StartPlan) -> bool:
         build = next(b for b in plan.positions_to_build if b.position_id == position_id)
         opening = [
-            g
-            for g in self._state.groups.values()
-            if g.position_id == position_id and g.purpose in (GroupPurpose.ENTRY, GroupPurpose.COMPLETION)
+            g for g in self._state.groups.values() if g.position_id == position_id and g.purpose in OPENING_PURPOSES
         ]
         entry_time = max((g.updated_at for g in opening), default=self._state.now)
         root = self._state.groups.get(build.entry_group_id)

@@ -37,10 +37,9 @@ from typing import AbstractSet, Dict, Mapping, Sequence, Set, Tuple
 
 from core.order_groups import filled_legs, is_incomplete, net_filled_legs, new_group, open_legs, pending_legs
 from core.ports import LegSpec
-from core.records import GroupPurpose, LegStatus, OrderGroupRecord
+from core.records import OPENING_PURPOSES, GroupPurpose, LegStatus, OrderGroupRecord
 
 RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK, GroupPurpose.SETTLEMENT})
-OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
 class DecisionAction(StrEnum):
@@ -82,7 +81,7 @@ def refused_buys(groups: Mapping[str, OrderGroupRecord]) -> Dict[str, Set[str]]:
     COMPLETION) of that position's family. Rule 5c rolls the family back when a pending long is among them."""
     out: Dict[str, Set[str]] = {}
     for group in groups.values():
-        if group.purpose not in OPENING:
+        if group.purpose not in OPENING_PURPOSES:
             continue
         for leg in group.legs:
             if leg.status is LegStatus.INVALID and leg.quantity > 0:
@@ -176,7 +175,6 @@ def recovery_group(
 
 
 __all__ = [
-    "OPENING",
     "RISK_REDUCING",
     "DecisionAction",
     "GroupDecision",

@@ -54,6 +54,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from core.contracts import SHARE_EXPIRY, SHARE_RIGHT, SHARE_STRIKE, is_share_key, parse_contract_key
 from core.order_groups import apply_holdings_fill, remaining_quantity, set_leg_fill
 from core.records import (
+    OPENING_PURPOSES,
     ContractRecord,
     GroupPurpose,
     LegRecord,
@@ -66,7 +67,6 @@ from core.records import (
 ADOPTED_STRATEGY_ID = "recovery"
 ADOPTED_NOTE = "adopted by recovery"
 FILL_PRICE_UNKNOWN = "fill price unknown"  # position note: a fill learned from holdings could not be priced
-_OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def group_claims(
     current: Optional[OrderGroupRecord] = group
     while current is not None and current.group_id not in seen:
         seen.add(current.group_id)
-        if current.purpose in _OPENING:
+        if current.purpose in OPENING_PURPOSES:
             return current.position_id not in positions
         if current.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT):
             position = positions.get(current.position_id)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from core.order_groups import cancel_open_legs, combo_units, is_in_flight, net_filled_legs
+from core.order_groups import IN_FLIGHT_GROUP_STATUSES, cancel_open_legs, combo_units, is_in_flight, net_filled_legs
 from core.ports import LegSpec
 from core.records import (
     GroupPurpose,
@@ -36,9 +36,6 @@ from core.records import (
     StrategyStateRecord,
 )
 from recovery.decisions import GroupDecision, decide_incomplete, refused_buys
-
-_OPENING = frozenset({GroupPurpose.ENTRY, GroupPurpose.COMPLETION})
-_MOVING = frozenset({GroupStatus.PENDING, GroupStatus.SUBMITTED, GroupStatus.INCOMPLETE})
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ def _positions_to_build(
     for position_id in sorted(by_position):
         mine = by_position[position_id]
         roots = sorted((g for g in mine if g.purpose is GroupPurpose.ENTRY), key=lambda g: (g.created_at, g.group_id))
-        if position_id in positions or not roots or any(g.status in _MOVING for g in mine):
+        if position_id in positions or not roots or any(g.status in IN_FLIGHT_GROUP_STATUSES for g in mine):
             continue
         opening = [group for group in mine if group.purpose not in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT)]
         legs = net_filled_legs(opening)
@@ -150,7 +147,7 @@ def _stuck(
             reason = f"{record.state.value} but its group {record.group_id or '(none)'} is missing; reconcile decides"
             out.append(StuckStrategy(strategy_id, record.state, record.group_id, StrategyState.RECOVERING, reason))
             continue
-        if group.status in _MOVING:
+        if group.status in IN_FLIGHT_GROUP_STATUSES:
             continue
         flat = group.status in (GroupStatus.CANCELED, GroupStatus.FAILED)
         if group.purpose is GroupPurpose.ROLLBACK and group.status is GroupStatus.FILLED:
@@ -183,7 +180,8 @@ def plan_start(
 ) -> StartPlan:
     """The start-up plan (see the module docstring for when to call it and with which ``orders_known``)."""
     children = _children(groups)
-    rebind = tuple(gid for gid in sorted(groups) if groups[gid].run_id != run_id and groups[gid].status in _MOVING)
+    moving = IN_FLIGHT_GROUP_STATUSES
+    rebind = tuple(gid for gid in sorted(groups) if groups[gid].run_id != run_id and groups[gid].status in moving)
     decisions: List[GroupDecision] = []
     resolve: List[str] = []
     refused = refused_buys(groups)
