@@ -51,6 +51,9 @@ class GroupPurpose(StrEnum):
     # contract closed at 0, or at its intrinsic value when cash-settled) and any shares delivered at the strike;
     # also the sale of those shares (engine/exercise.py)
     SETTLEMENT = "SETTLEMENT"
+    # closes whole units of an open position at the owning strategy's request (Strategy.adjustment: a partial
+    # close); the position stays open with the rest, which its holdings (engine/facts.py) account for
+    REDUCE = "REDUCE"
 
 
 # the purposes whose fills open a position (an entry and the completion of an incomplete entry)

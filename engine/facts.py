@@ -5,6 +5,7 @@ in given its records. No store, no broker, no clock: everything comes in as argu
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -189,12 +190,16 @@ def multiplier_of(symbol: str) -> int:
     return 1 if is_share_key(symbol) else OPTION_MULTIPLIER
 
 
+_HOLDING_CHANGES = frozenset({GroupPurpose.SETTLEMENT, GroupPurpose.REDUCE})
+
+
 def position_holdings(position: PositionRecord, groups: Iterable[OrderGroupRecord]) -> Dict[str, int]:
     """What the position holds now: its contracts plus what its SETTLEMENT groups did (contracts closed by
-    exercise, assignment or expiry, shares delivered). Keys that net to zero are left out."""
+    exercise, assignment or expiry, shares delivered) and its REDUCE groups closed (partial closes). Keys that
+    net to zero are left out."""
     held = {c.symbol: c.quantity for c in position.contracts}
     for group in groups:
-        if group.position_id == position.position_id and group.purpose is GroupPurpose.SETTLEMENT:
+        if group.position_id == position.position_id and group.purpose in _HOLDING_CHANGES:
             for leg in group.legs:
                 held[leg.symbol] = held.get(leg.symbol, 0) + leg.filled_quantity
     return {symbol: quantity for symbol, quantity in held.items() if quantity}
@@ -242,6 +247,24 @@ def exit_legs(position: PositionRecord, exit_fills: Optional[Mapping[str, int]] 
     return safe_order(legs)
 
 
+def reduce_legs(position: PositionRecord, units: int) -> Tuple[LegSpec, ...]:
+    """Legs that close `units` whole units of what the position holds (`position` as `settled_view` gives it),
+    buys first; () when it holds no whole unit more than `units`."""
+    held_units = 0
+    for contract in position.contracts:
+        held_units = math.gcd(held_units, abs(contract.quantity))
+    if units <= 0 or held_units <= units:
+        return ()
+    legs = []
+    for contract in position.contracts:
+        parsed = parse_contract_key(contract.symbol)
+        if parsed is None:  # shares: a settled position is exited whole, never reduced
+            return ()
+        quantity = -(contract.quantity // held_units) * units
+        legs.append(LegSpec(contract.symbol, parsed[0], contract.right, contract.strike, contract.expiry, quantity))
+    return safe_order(legs)
+
+
 NEEDS_ATTENTION = "NEEDS ATTENTION"  # the prefix of a decision text that gave up; the position takes it over
 
 
@@ -285,7 +308,8 @@ def target_state(
     or rollback) in flight -> ENTERING; an open position -> ACTIVE; otherwise WAITING."""
     moving = in_flight_groups_of(strategy_id, groups)
     held = open_positions_of(strategy_id, positions)
-    exits = [g for g in moving if g.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT)]  # a share sale too
+    # a share sale and a partial close too
+    exits = [g for g in moving if g.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT, GroupPurpose.REDUCE)]
     if exits:
         group = exits[-1]
         return TargetState(StrategyState.EXITING, group.position_id, group.group_id, f"exit {group.group_id} in flight")
@@ -326,6 +350,7 @@ __all__ = [
     "position_from_build",
     "position_holdings",
     "realized_pnl",
+    "reduce_legs",
     "safe_id_part",
     "settled_view",
     "target_state",

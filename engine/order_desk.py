@@ -41,7 +41,7 @@ from core.records import (
     StrategyState,
 )
 from core.state_machine import StrategyMachine
-from engine.facts import NEEDS_ATTENTION, exit_legs, facts_of, net_fills, new_record_id, settled_view
+from engine.facts import NEEDS_ATTENTION, exit_legs, facts_of, net_fills, new_record_id, reduce_legs, settled_view
 from engine.ledger import Ledger
 from engine.limit_entries import EntryLimit, LimitEntries
 from engine.protocols import EXIT_COMBO_ATTEMPTS, MAX_EXIT_ATTEMPTS, MAX_RECOVERY_ATTEMPTS
@@ -195,6 +195,32 @@ class OrderDesk:
         self._log.info(f"engine: closing position {position.position_id} with {group_id}: {reason}")
         # shares (delivered by an assignment) go out as single orders: a combo of shares and contracts is no ratio
         self.submit(group_id, as_combo=as_combo and not any(is_share_key(leg.symbol) for leg in legs))
+
+    def reduce(self, position: PositionRecord, units: int, reason: str, machine: StrategyMachine) -> None:
+        """A partial close: write the REDUCE group ahead (the position stays OPEN), move ACTIVE -> EXITING, flush,
+        submit one combo. Its fills change what the position holds (engine/facts.py `position_holdings`); an
+        incomplete one is completed by recovery like an exit."""
+        run_id = self._ledger.run_id
+        legs = reduce_legs(settled_view(position, self._state.groups.values()), units)
+        if not legs:
+            self._log.error(f"engine: {position.position_id}: cannot close {units} unit(s) of what it holds")
+            return
+        if self.quotes_missing(f"{position.position_id}-reduce", legs):
+            return
+        group_id = new_record_id(f"{position.position_id}-reduce", self._state.now, run_id, self._state.taken_ids())
+        group = new_group(
+            group_id, position.strategy_id, GroupPurpose.REDUCE, position.position_id, legs, self._state.now, run_id
+        )
+        durable = self._ledger.set_group(group)
+        if durable:
+            durable = self._ledger.move(machine, StrategyState.EXITING, f"reduce: {reason}", group_id=group_id)
+        durable = self._ledger.flush_write_ahead() and durable
+        if not durable:
+            self._ledger.alert("save-failed", f"reduce {group_id} not durable; no order placed", group_id)
+            self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
+            return
+        self._log.info(f"engine: closing {units} unit(s) of {position.position_id} with {group_id}: {reason}")
+        self.submit(group_id, as_combo=True)
 
     def _recovery_attempts(self, parent_id: str) -> int:
         return sum(1 for g in self._state.groups.values() if g.parent_group_id == parent_id)

@@ -18,12 +18,12 @@ from core.ports import LogPort, MarketView
 from core.records import PositionRecord, PositionStatus, StrategyState
 from core.state_machine import StrategyMachine
 from engine.exercise import ExerciseBooking
-from engine.facts import in_flight_groups_of, open_positions_of
+from engine.facts import in_flight_groups_of, open_positions_of, settled_view
 from engine.ledger import Ledger
 from engine.order_desk import OrderDesk
 from engine.safe_call import StrategyCalls
 from engine.state import EngineState
-from strategies.base import Strategy, conservative_margin
+from strategies.base import Reduce, Strategy, conservative_margin, position_units
 
 
 class TradingLoop:
@@ -96,11 +96,27 @@ class TradingLoop:
             elif rules is None or machine is None:
                 self._exit_position(position, "not managed by any strategy in this run: closing", None)
             elif owns:
-                reason = self._calls.call(
-                    position.strategy_id, "exit_reason", partial(rules.exit_reason, view, position), None
-                )
-                if reason:
-                    self._exit_position(position, reason, machine)
+                self._apply_rules(view, position, rules, machine)
+
+    def _apply_rules(
+        self, view: MarketView, position: PositionRecord, rules: Strategy[Any], machine: StrategyMachine
+    ) -> None:
+        """The owner's exit rule, then its adjustment, on what the position holds now."""
+        held = settled_view(position, self._state.groups.values())
+        sid = position.strategy_id
+        reason = self._calls.call(sid, "exit_reason", partial(rules.exit_reason, view, held), None)
+        if reason:
+            self._exit_position(position, reason, machine)
+            return
+        change = self._calls.call(sid, "adjustment", partial(rules.adjustment, view, held), None)
+        if change is None:
+            return
+        if not isinstance(change, Reduce) or not isinstance(change.units, int) or change.units <= 0:
+            self._log.error(f"engine: {sid} adjustment {change!r} is not a Reduce of whole units; ignored")
+        elif change.units >= position_units(held):
+            self._exit_position(position, f"{change.reason} (all units)", machine)
+        else:
+            self._desk.reduce(position, change.units, change.reason, machine)
 
     def _exit_position(self, position: PositionRecord, reason: str, machine: Optional[StrategyMachine]) -> None:
         if position.attention:

@@ -6,7 +6,7 @@ Rules, first match wins (``decide_incomplete``):
 2. WAIT while a leg is still open at the broker: a second order for the same leg could double-fill. The engine
    cancels the leftovers (or lets them finish) and decides again.
 3. WAIT while the market is closed: a market order then becomes MarketOnOpen at an unknown price.
-4. A risk-reducing group (EXIT, or a ROLLBACK) is always COMPLETED: closing reduces risk, whatever the
+4. A risk-reducing group (EXIT, REDUCE, or a ROLLBACK) is always COMPLETED: closing reduces risk, whatever the
    breakers say.
 5. A risk-adding group (ENTRY, or a COMPLETION of an entry) is ROLLED BACK when
    a. risk does not allow entries (breaker, buying power): the filled legs are closed;
@@ -39,7 +39,7 @@ from core.order_groups import filled_legs, is_incomplete, net_filled_legs, new_g
 from core.ports import LegSpec
 from core.records import OPENING_PURPOSES, GroupPurpose, LegStatus, OrderGroupRecord
 
-RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK, GroupPurpose.SETTLEMENT})
+RISK_REDUCING = frozenset({GroupPurpose.EXIT, GroupPurpose.ROLLBACK, GroupPurpose.SETTLEMENT, GroupPurpose.REDUCE})
 
 
 class DecisionAction(StrEnum):
@@ -138,7 +138,7 @@ def family_rollback_legs(group: OrderGroupRecord, groups: Mapping[str, OrderGrou
     family = [
         member
         for member in sorted(groups.values(), key=lambda g: (g.created_at, g.group_id))
-        if member.position_id == group.position_id and member.purpose is not GroupPurpose.EXIT
+        if member.position_id == group.position_id and member.purpose not in (GroupPurpose.EXIT, GroupPurpose.REDUCE)
     ]
     return safe_order([replace(leg, quantity=-leg.quantity) for leg in net_filled_legs(family)])
 

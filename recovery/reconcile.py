@@ -167,7 +167,7 @@ def group_claims(
         seen.add(current.group_id)
         if current.purpose in OPENING_PURPOSES:
             return current.position_id not in positions
-        if current.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT):
+        if current.purpose in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT, GroupPurpose.REDUCE):
             position = positions.get(current.position_id)
             if position is None and current.purpose is GroupPurpose.SETTLEMENT:
                 # booked before its position exists (an entry filled and assigned while the algorithm was down):

@@ -112,6 +112,10 @@ def _open_position(positions: Mapping[str, PositionRecord], position_id: str) ->
     return position is not None and position.status is not PositionStatus.CLOSED
 
 
+# groups that close (part of) a position: never part of what builds one
+_CLOSING_PURPOSES = frozenset({GroupPurpose.EXIT, GroupPurpose.SETTLEMENT, GroupPurpose.REDUCE})
+
+
 def _positions_to_build(
     groups: Mapping[str, OrderGroupRecord], positions: Mapping[str, PositionRecord]
 ) -> List[PositionToBuild]:
@@ -124,7 +128,7 @@ def _positions_to_build(
         roots = sorted((g for g in mine if g.purpose is GroupPurpose.ENTRY), key=lambda g: (g.created_at, g.group_id))
         if position_id in positions or not roots or any(g.status in IN_FLIGHT_GROUP_STATUSES for g in mine):
             continue
-        opening = [group for group in mine if group.purpose not in (GroupPurpose.EXIT, GroupPurpose.SETTLEMENT)]
+        opening = [group for group in mine if group.purpose not in _CLOSING_PURPOSES]
         legs = net_filled_legs(opening)
         cost = sum(leg.filled_quantity * leg.avg_fill_price for group in opening for leg in group.legs)
         if legs:

@@ -60,6 +60,15 @@ class OptionReach:
 
 
 @dataclass(frozen=True)
+class Reduce:
+    """An adjustment (Strategy.adjustment): close `units` whole units of the position's structure now and keep
+    the rest open (a partial close). `units` at or above what is held closes the whole position."""
+
+    units: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     """The fields every strategy has. Subclasses add their own rule values and re-declare these with their own
     defaults and sources; `PARAMETER_PREFIX` names them in config.json (`<prefix>-enabled`, ...)."""
@@ -88,6 +97,8 @@ class Strategy(Generic[ConfigT]):
     Every hook has a safe default, so a strategy overrides only what it does:
       entry_plan        None: never enters
       exit_reason       None: holds until a breaker, an expiry settlement or CLOSE_ALL closes it
+      adjustment        None: no partial close (a `Reduce` closes whole units and keeps the rest; a roll is an
+                        exit_reason now and an entry_plan at the next entry moment)
       bp_share          config.bp_per_position: the share of equity an entry is charged against the BP limit
       margin_estimate   every short contract at the broker's naked rate, no OTM credit (conservative)
       option_reach      nothing beyond the at-the-money strikes and today's expiry
@@ -119,7 +130,12 @@ class Strategy(Generic[ConfigT]):
         return self.skip("this strategy has no entry rule", routine=True)
 
     def exit_reason(self, view: MarketView, position: PositionRecord) -> Optional[str]:
-        """Why the position must be closed now, or None."""
+        """Why the position must be closed now, or None. `position.contracts` are what it holds now (after any
+        partial close), its targets what it stored when it opened."""
+        return None
+
+    def adjustment(self, view: MarketView, position: PositionRecord) -> Optional[Reduce]:
+        """Asked when exit_reason said None: a Reduce to close part of the position now, or None."""
         return None
 
     def bp_share(self) -> float:
