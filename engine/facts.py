@@ -18,6 +18,7 @@ from core.records import (
     ContractRecord,
     Fact,
     GroupPurpose,
+    LegStatus,
     OrderGroupRecord,
     PositionRecord,
     PositionStatus,
@@ -277,6 +278,19 @@ def attention_of(groups: Iterable[OrderGroupRecord]) -> str:
     return newest.decision or ""
 
 
+def came_to_nothing(position_id: Optional[str], groups: Mapping[str, OrderGroupRecord]) -> bool:
+    """True when an entry attempt never was at the broker: the position id has order groups, none is moving,
+    and every leg was either never sent (no order id: written ahead, then a crash or a failed save) or refused
+    (INVALID). An order that was live and then cancelled does not count: a fill racing its cancel is possible,
+    so such an attempt stays the cycle's entry."""
+    family = [g for g in groups.values() if position_id is not None and g.position_id == position_id]
+    return bool(family) and all(
+        not is_in_flight(g)
+        and all(not leg.filled_quantity and (not leg.order_ids or leg.status is LegStatus.INVALID) for leg in g.legs)
+        for g in family
+    )
+
+
 def open_positions_of(strategy_id: str, positions: Mapping[str, PositionRecord]) -> Tuple[PositionRecord, ...]:
     return tuple(
         p
@@ -337,6 +351,7 @@ __all__ = [
     "TargetState",
     "add_note",
     "attention_of",
+    "came_to_nothing",
     "credit_received",
     "exit_legs",
     "facts_of",

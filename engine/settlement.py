@@ -25,6 +25,7 @@ from core.records import OPENING_PURPOSES, GroupPurpose, GroupStatus, PositionSt
 from engine.facts import (
     add_note,
     attention_of,
+    came_to_nothing,
     credit_received,
     is_settled,
     plan_facts_of,
@@ -265,6 +266,11 @@ class Settlement:
             changes: Dict[str, object] = {"position_id": target.position_id}
             if target.group_id is not None:
                 changes["group_id"] = target.group_id
+            if current is StrategyState.ENTERING and came_to_nothing(machine.record.position_id, self._state.groups):
+                # the entry never reached a fill (refused, cancelled unfilled, or never sent before a crash): the
+                # day's or cycle's entry did not happen, so the rules may try again inside their window
+                changes["last_entry_day"] = None
+                why = f"{why}; the entry came to nothing, so it does not count as this cycle's entry"
             direct = {
                 (StrategyState.ENTERING, StrategyState.ACTIVE),
                 (StrategyState.ENTERING, StrategyState.WAITING),

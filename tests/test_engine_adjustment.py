@@ -100,3 +100,17 @@ def test_a_reduce_half_filled_at_a_crash_is_completed_after_the_restart_never_le
     assert position_holdings(position, snapshot.groups.values()) == new.broker.held
     kinds = {kind for kind, _, _ in new.store.audits}
     assert not kinds & {"quantity-mismatch", "adopted", "orphan-cleaned", "group-fill-mismatch"}, kinds
+
+
+def test_an_entry_that_came_to_nothing_does_not_count_as_the_cycles_entry() -> None:
+    """Refused by the broker (nothing filled): the strategy is WAITING again with no entry day, so its own
+    once-a-day / once-a-cycle rule lets it try again inside its window; a filled entry keeps its day."""
+    refused = make_engine(FakeStore(), FakeBroker(), FakeRules())
+    refused.broker.refuse = True
+    refused.engine.on_market(FakeView(now=T0))
+    record = refused.engine.snapshot().strategies["s1"]
+    assert record.state is StrategyState.WAITING and record.last_entry_day is None
+    assert "came to nothing" in record.reason
+    filled = entered()
+    record = filled.engine.snapshot().strategies["s1"]
+    assert record.state is StrategyState.ACTIVE and record.last_entry_day == T0.date()

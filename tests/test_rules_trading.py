@@ -17,7 +17,7 @@ from strategies.lt112 import LT112, LT112Config
 from strategies.zero_dte import ZeroDte, ZeroDteConfig
 from tests.crash_drill import read_store
 from tests.fake_market import FakeView, position_from_plan
-from tests.harness.faults import FaultPlan, LegFault
+from tests.harness.faults import CrashPlan, FaultPlan, LegFault
 from tests.harness.simulation import Deployment
 from tests.test_lt112 import CHAIN, FIRST_WED, with_naked_mid
 from tests.test_lt112 import RULES as LT112_RULES
@@ -267,3 +267,23 @@ def test_chained_pauses_keep_the_true_peak_so_close_all_fires_20_percent_below_i
     assert risk.record.high_water_mark == 250_000.0
     risk.update_equity(199_000.0, day + timedelta(days=17))  # -20.4 % of the true peak
     assert risk.close_all_required()
+
+
+def test_a_crash_before_the_entry_reached_the_broker_does_not_cost_the_cycle() -> None:
+    """The process dies right after LT112's entry was written ahead, before the broker got its orders: the
+    restart finds no order and no fill, so the attempt came to nothing and LT112 enters again inside its
+    window the same day, once (it lost the whole month before)."""
+
+    def deployment(crash_plan: CrashPlan) -> Deployment:
+        return Deployment(seed=7, start=date(2024, 1, 2), end=date(2024, 1, 5), crash_plan=crash_plan)
+
+    counting = deployment(CrashPlan()).run()
+    (before_send,) = [
+        p
+        for p in counting.crash_plan.points
+        if p.kind == "order-submit" and p.detail.startswith("before lt112") and p.detail.endswith("-entry")
+    ][:1]
+    run = deployment(CrashPlan(crash_at=(before_send.number,))).run()
+    assert run.runtime_error is None and [r.crash is not None for r in run.runs] == [True, False]
+    lt112 = [p for p in run.engine.snapshot().positions.values() if p.strategy_id == "lt112"]
+    assert [p.entry_time.date() for p in lt112] == [date(2024, 1, 3)]
