@@ -39,7 +39,7 @@ from core.contracts import (
     is_share_key,
     parse_contract_key,
 )
-from core.order_groups import apply_holdings_fill, mark_refused, new_group, open_legs
+from core.order_groups import apply_holdings_fill, new_group, open_legs
 from core.ports import BrokerPort, EventStatus, LegSpec, LogPort, OrderEventData
 from core.records import (
     OPENING_PURPOSES,
@@ -284,8 +284,7 @@ class ExerciseBooking:
         durable = self._ledger.set_group(group)
         durable = self._ledger.flush_write_ahead() and durable
         if not durable:
-            self._ledger.alert("save-failed", f"share sale {group_id} not durable; no order placed", group_id)
-            self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
+            self._desk.abandon_unwritten("share sale", group_id)
             return
         self._log.info(f"engine: selling delivered shares of {position.position_id} with {group_id}: {shares}")
         self._desk.submit(group_id, as_combo=False)

@@ -112,8 +112,7 @@ class OrderDesk:
             )
         flushed = self._ledger.flush_write_ahead()
         if not (group_saved and state_saved and flushed):
-            self._ledger.alert("save-failed", f"{strategy_id}: entry {group_id} not durable; no order placed", group_id)
-            self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
+            self.abandon_unwritten(f"{strategy_id}: entry", group_id)
             if machine.state is StrategyState.ENTERING:
                 self._ledger.move(machine, StrategyState.WAITING, "entry not durable: nothing placed", position_id=None)
             return
@@ -189,8 +188,7 @@ class OrderDesk:
             durable = self._ledger.move(machine, StrategyState.EXITING, f"exit: {reason}", group_id=group_id)
         durable = self._ledger.flush_write_ahead() and durable
         if not durable:
-            self._ledger.alert("save-failed", f"exit {group_id} not durable; no order placed", group_id)
-            self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
+            self.abandon_unwritten("exit", group_id)
             return
         self._log.info(f"engine: closing position {position.position_id} with {group_id}: {reason}")
         # shares (delivered by an assignment) go out as single orders: a combo of shares and contracts is no ratio
@@ -216,11 +214,16 @@ class OrderDesk:
             durable = self._ledger.move(machine, StrategyState.EXITING, f"reduce: {reason}", group_id=group_id)
         durable = self._ledger.flush_write_ahead() and durable
         if not durable:
-            self._ledger.alert("save-failed", f"reduce {group_id} not durable; no order placed", group_id)
-            self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
+            self.abandon_unwritten("reduce", group_id)
             return
         self._log.info(f"engine: closing {units} unit(s) of {position.position_id} with {group_id}: {reason}")
         self.submit(group_id, as_combo=True)
+
+    def abandon_unwritten(self, what: str, group_id: str) -> None:
+        """Write-ahead failed (the group or the state move is not durable): no order goes out; the group is
+        marked refused (FAILED) and said, so nothing is placed that a restart could not find."""
+        self._ledger.alert("save-failed", f"{what} {group_id} not durable; no order placed", group_id)
+        self._ledger.set_group(mark_refused(self._state.groups[group_id], self._state.now), immediate=False)
 
     def _recovery_attempts(self, parent_id: str) -> int:
         return sum(1 for g in self._state.groups.values() if g.parent_group_id == parent_id)
@@ -266,8 +269,7 @@ class OrderDesk:
         self._log.info(f"engine: RECOVERY {parent.group_id}: {decision.text} -> {child_id}")
         self._ledger.audit("recovery", f"{decision.text} -> {child_id}", f"group-{parent.group_id}")
         if not durable:
-            self._ledger.alert("save-failed", f"recovery group {child_id} not durable; no order placed", child_id)
-            self._ledger.set_group(mark_refused(self._state.groups[child_id], self._state.now), immediate=False)
+            self.abandon_unwritten("recovery group", child_id)
             return
         self.submit(child_id, as_combo=False)
 
