@@ -5,7 +5,6 @@ in given its records. No store, no broker, no clock: everything comes in as argu
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +25,7 @@ from core.records import (
 )
 from recovery.decisions import safe_order
 from recovery.startup import PositionToBuild
+from strategies.base import position_units
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -251,9 +251,7 @@ def exit_legs(position: PositionRecord, exit_fills: Optional[Mapping[str, int]] 
 def reduce_legs(position: PositionRecord, units: int) -> Tuple[LegSpec, ...]:
     """Legs that close `units` whole units of what the position holds (`position` as `settled_view` gives it),
     buys first; () when it holds no whole unit more than `units`."""
-    held_units = 0
-    for contract in position.contracts:
-        held_units = math.gcd(held_units, abs(contract.quantity))
+    held_units = position_units(position)
     if units <= 0 or held_units <= units:
         return ()
     legs = []

@@ -202,14 +202,9 @@ class TradingLoop:
     def _bp_share(self, strategy_id: str) -> float:
         """The strategy's own share of equity per full-size position; the largest one of this run for a strategy
         that cannot say (its hook failed): refusing an entry too early is safer than committing too much."""
-        largest = max(
-            (self._calls.call(sid, "bp_share", s.bp_share, 1.0) for sid, s in sorted(self._rules.items())),
-            default=1.0,
-        )
-        strategy = self._rules.get(strategy_id)
-        if strategy is None:
-            return largest
-        return self._calls.call(strategy_id, "bp_share", strategy.bp_share, largest)
+        # each hook asked once; a failing one counts as the whole account (1.0), so it is also the largest
+        shares = {sid: self._calls.call(sid, "bp_share", s.bp_share, 1.0) for sid, s in sorted(self._rules.items())}
+        return shares.get(strategy_id, max(shares.values(), default=1.0))
 
     def _estimated_margin(self, spot: Optional[float]) -> float:
         """Buying power in use when the platform cannot tell: each open position's owner estimates its own

@@ -255,6 +255,12 @@ def before_close(view: MarketView, regular: time) -> datetime:
     return close - (datetime.combine(today, REGULAR_CLOSE) - datetime.combine(today, regular))
 
 
+def vix_volatility(view: MarketView) -> Optional[float]:
+    """VIX / 100 as an annual volatility for the no-greeks delta estimate; None without a usable VIX."""
+    vix = view.vix
+    return vix / 100.0 if vix is not None and vix > 0 else None
+
+
 def in_window(now: datetime, start: time, minutes: int) -> bool:
     """start <= now's time < start + minutes (same day)."""
     begin = datetime.combine(now.date(), start)

@@ -51,6 +51,7 @@ from strategies.base import (
     legs_total,
     units_for,
     usable,
+    vix_volatility,
 )
 
 WEDNESDAY = 2
@@ -153,7 +154,7 @@ class LT112(Strategy[LT112Config]):
         spot = view.price
         if spot is None or spot <= 0:
             return self.skip("no underlying price")
-        self.vol = view.vix / 100.0 if view.vix is not None and view.vix > 0 else None
+        self.vol = vix_volatility(view)
         picked = self.select(view.chain(), spot, now.date())
         if isinstance(picked, NoPick):
             return self.skip(picked.reason)

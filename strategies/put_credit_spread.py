@@ -52,6 +52,7 @@ from strategies.base import (
     position_pnl,
     stored_target_hit,
     units_for,
+    vix_volatility,
 )
 
 
@@ -123,7 +124,7 @@ class PutCreditSpread(Strategy[PutCreditSpreadConfig]):
         spot = view.price
         if spot is None or spot <= 0:
             return self.skip("no underlying price")
-        vol = view.vix / 100.0 if view.vix is not None and view.vix > 0 else None
+        vol = vix_volatility(view)
         picked = self.select(view.chain(), spot, now.date(), vol)
         if isinstance(picked, NoPick):
             return self.skip(picked.reason)

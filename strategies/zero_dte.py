@@ -38,6 +38,7 @@ from strategies.base import (
     position_pnl,
     stored_target_hit,
     units_for,
+    vix_volatility,
 )
 
 CALL_SPREAD = "call spread"
@@ -141,7 +142,7 @@ class ZeroDte(Strategy[ZeroDteConfig]):
         if spot is None or spot <= 0 or session_open is None or session_open <= 0:
             return self.skip("no underlying price or session open yet")
         kind = self.structure_for_move(spot / session_open - 1.0)
-        self.vol = view.vix / 100.0 if view.vix is not None and view.vix > 0 else None
+        self.vol = vix_volatility(view)
         close = before_close(view, REGULAR_CLOSE)
         self.years_left = max(60.0, (close - now).total_seconds()) / (365.0 * 24 * 3600)
         picked = self.select(view.chain(), spot, today, kind)
