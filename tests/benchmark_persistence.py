@@ -623,7 +623,6 @@ def market_step_cost(weeks: int) -> Dict[str, float]:
     deployment = _deployment(weeks, 1, "SPX", seed=5)
     samples: List[float] = []  # bars with a position open
     flat: List[float] = []  # the others
-    chain_sizes: List[int] = []
     original_guard = simulation._guard
 
     def guard(where: str, call: Callable[[], None]) -> None:
@@ -640,11 +639,7 @@ def market_step_cost(weeks: int) -> Dict[str, float]:
         deployment.run()
     finally:
         simulation._guard = original_guard  # type: ignore[assignment]
-    market = deployment.market
-    try:
-        chain_sizes.append(len(market.chain(len(market.steps) - 1)))
-    except Exception:
-        chain_sizes.append(-1)
+    listed, subscribed = _spx_chain_sizes(deployment)
     held = samples or [0.0]
     return {
         "bars": len(samples),
@@ -652,8 +647,31 @@ def market_step_cost(weeks: int) -> Dict[str, float]:
         "p99": _p99(held),
         "flat_bars": len(flat),
         "flat_p50": statistics.median(flat or [0.0]),
-        "chain": chain_sizes[0],
+        "chain": listed,
+        "subscribed": subscribed,
     }
+
+
+def _spx_chain_sizes(deployment: Any) -> Tuple[int, int]:
+    """(SPX contracts the harness lists at the last step, of them inside main.py's option universe then: the
+    strike window and expiry range of its set_filter, the only contracts LEAN would hand to on_data)."""
+    from tests.harness.lean_stub.market_data import universe_window  # noqa: PLC0415
+
+    market = deployment.market
+    index = len(market.steps) - 1
+    listing = market.chain(index, underlying="SPX")
+    option_filter = getattr(getattr(deployment.algorithm, "_option", None), "option_filter", None)
+    if option_filter is None:
+        return len(listing), -1
+    window = universe_window(market, index, "SPX", option_filter)
+    today = market.steps[index].time.date()
+    first, last = today + option_filter.min_expiry, today + option_filter.max_expiry
+    inside = [
+        quote
+        for quote in listing
+        if window is not None and window[0] <= quote.strike <= window[1] and first <= quote.expiry <= last
+    ]
+    return len(listing), len(inside)
 
 
 # -- report -------------------------------------------------------------------------------------------------------
@@ -777,7 +795,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     step = market_step_cost(2 if quick else 6)
     print(
         f"\n6. market step (main.py on_data, 1-minute bars) with the harness's SPX chain ({step['chain']:,} contracts "
-        f"listed): with a position open p50 {step['p50'] * US:.0f} us, p99 {step['p99'] * US:.0f} us over "
+        f"listed, {step['subscribed']:,} of them in main.py's option universe): with a position open "
+        f"p50 {step['p50'] * US:.0f} us, p99 {step['p99'] * US:.0f} us over "
         f"{step['bars']:,} bars; flat p50 {step['flat_p50'] * US:.0f} us over {step['flat_bars']:,} bars"
     )
 
