@@ -127,6 +127,21 @@ def test_a_failed_disk_write_is_swallowed_and_get_file_path_still_returns_the_pa
     assert Path(path).read_text() == "v1", "the next Persist writes it (still dirty)"
 
 
+def test_get_file_path_is_the_storage_root_joined_with_the_key_without_resolving_links(tmp_path: Path) -> None:
+    """Engine/Storage/LocalObjectStore.cs `PathForKey`: Path.Combine(AlgorithmStorageRoot, key), the root made
+    absolute once in `Initialize` (DirectoryInfo.FullName keeps a symbolic link as it is); `PersistData` creates
+    a missing parent folder before File.WriteAllBytes."""
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    store = SimulatedObjectStore(link)
+    store.save("ns/records/x-a.json", "v1")
+    path = store.get_file_path("ns/records/x-a.json")  # a known key: Persist()
+    assert path == str(link / "ns" / "records" / "x-a.json"), "under the root as given, the link not resolved"
+    assert (real / "ns" / "records" / "x-a.json").read_text() == "v1", "the parent folders were created"
+
+
 @pytest.mark.parametrize("quantity", [4, 6])
 def test_combo_gcd_check_message_names_the_reduced_order(quantity: int) -> None:
     """Algorithm/QCAlgorithm.Trading.cs `CheckComboOrderSizing`: the message proposes (quantity x gcd) x (legs /

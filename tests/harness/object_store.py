@@ -52,6 +52,7 @@ Where it differs (on purpose)
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -128,16 +129,25 @@ class DictDisk:
 
 
 class FolderDisk:
-    """Disk as a real folder laid out like LEAN's storage/ folder (`<root>/<key>`)."""
+    """Disk as a real folder laid out like LEAN's storage/ folder (`<root>/<key>`).
+
+    Paths follow Engine/Storage/LocalObjectStore.cs (LEAN 24863901): the root is made absolute once
+    (`Initialize`: CreateDirectory(...).FullName, which does not resolve symbolic links) and a key's file is
+    `PathForKey`, Path.Combine(root, key): a string join, no disk lookup. A write is `PersistData`'s: create the
+    parent folder only when DirectoryExists says it is missing, then File.WriteAllBytes."""
 
     def __init__(self, root: Union[str, Path]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root_text = os.path.abspath(self.root)
 
     def write(self, key: str, data: bytes) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)  # truncate + write, no rename: what File.WriteAllBytes does
+        path = self.path_of(key)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        with open(path, "wb") as file:  # truncate + write, no rename: what File.WriteAllBytes does
+            file.write(data)
 
     def read(self, key: str) -> Optional[bytes]:
         path = self.root / key
@@ -154,7 +164,7 @@ class FolderDisk:
         return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
 
     def path_of(self, key: str) -> str:
-        return str((self.root / key).resolve())
+        return os.path.join(self._root_text, key)
 
 
 class SimulatedObjectStore:
