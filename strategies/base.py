@@ -20,12 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import ClassVar, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import ClassVar, FrozenSet, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from core.contracts import OPTION_MULTIPLIER, REGULAR_CLOSE
 from core.params import ParameterGetter, Params, fraction, read_config, require
 from core.ports import LegSpec, MarketView, OptionQuote
-from core.records import PositionRecord, StrategyStateRecord
+from core.records import PositionRecord, Right, StrategyStateRecord
+from core.selection import STRIKE_STEP, listed_strikes
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,70 @@ class EntryPlan:
     facts: Mapping[str, float] = field(default_factory=dict)
 
 
+BOTH_RIGHTS: FrozenSet[Right] = frozenset((Right.PUT, Right.CALL))
+
+
 @dataclass(frozen=True)
 class OptionReach:
     """What the option subscription must list for a strategy's rules: strikes `points_below` / `points_above` the
-    underlying price (in the underlying's points) and expiries out to `max_days`. main.py subscribes the union."""
+    underlying price (in the underlying's points), expiries `min_days` to `max_days` away and the `rights` the
+    rules trade. main.py subscribes the union (UniverseReach). The defaults of the added fields (`min_days` 0,
+    both rights) keep a strategy that sets only the first three as wide as before."""
 
     points_below: float = 0.0
     points_above: float = 0.0
     max_days: int = 0
+    min_days: int = 0
+    rights: FrozenSet[Right] = BOTH_RIGHTS
+
+    def holds(self, right: Right, days: int, distance: Optional[float], slack: float) -> bool:
+        """Is a contract `days` to expiry, `distance` = strike - underlying price (None: price unknown, not
+        judged), inside this reach widened by `slack` points on each side?"""
+        if right not in self.rights or not self.min_days <= days <= self.max_days:
+            return False
+        return distance is None or -(self.points_below + slack) <= distance <= self.points_above + slack
+
+
+@dataclass(frozen=True)
+class UniverseReach:
+    """The union of the enabled strategies' reaches: what main.py's option filter keeps.
+
+    Coarse bounds for LEAN's own filters (`strikes_below`/`strikes_above` count listed strikes from the one
+    nearest the price, as OptionFilterUniverse.Strikes does; `min_days`/`max_days` for Expiration), then `keeps`
+    picks the contracts inside at least one reach. Invariant: every contract a single reach holds passes the
+    coarse bounds' day range, and `slack` (one listed strike) matches the extra strike the coarse count keeps."""
+
+    reaches: Tuple[OptionReach, ...]
+    underlying: str
+
+    @staticmethod
+    def of(reaches: Sequence[OptionReach], underlying: str) -> UniverseReach:
+        """No reach at all (no strategy enabled) subscribes what OptionReach() names: at the money, today."""
+        return UniverseReach(tuple(reaches) or (OptionReach(),), underlying)
+
+    @property
+    def strikes_below(self) -> int:
+        return listed_strikes(max(r.points_below for r in self.reaches), self.underlying)
+
+    @property
+    def strikes_above(self) -> int:
+        return listed_strikes(max(r.points_above for r in self.reaches), self.underlying)
+
+    @property
+    def min_days(self) -> int:
+        return min(r.min_days for r in self.reaches)
+
+    @property
+    def max_days(self) -> int:
+        return max(r.max_days for r in self.reaches)
+
+    def keeps(self, right: Right, expiry: date, strike: float, reference: date, price: Optional[float]) -> bool:
+        """Is the contract inside at least one reach? Days count from `reference` (the trading day the selection
+        is for); distance from `price` (None when the selection has no underlying price: strikes not judged)."""
+        days = (expiry - reference).days
+        distance = None if price is None else strike - price
+        slack = STRIKE_STEP.get(self.underlying, 1.0)
+        return any(reach.holds(right, days, distance, slack) for reach in self.reaches)
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,14 @@ class LT112(Strategy[LT112Config]):
         return self.config.width_index_points * self.market.scale
 
     def option_reach(self, spot: float) -> OptionReach:
-        """Down to the put with half the naked-put delta at a stressed volatility and the longest expiry the
-        rule may pick (a 5-delta put at 120 DTE with skew sits 20-30 % below spot)."""
-        max_days = self.config.dte + self.config.dte_window + 10
-        lowest = strike_for_delta(spot, self.config.naked_put_delta / 2.0, Right.PUT, STRESS_VOL, max_days / 365.0)
-        return OptionReach(points_below=max(0.0, spot - lowest), points_above=0.0, max_days=max_days)
+        """Puts only, down to the put with half the naked-put delta at a stressed volatility, the expiries the
+        rule may pick (dte +- dte_window; 10 days more at the far end, where a selection made a day earlier
+        would otherwise miss one). A 5-delta put at 120 DTE with skew sits 20-30 % below spot."""
+        config = self.config
+        max_days = config.dte + config.dte_window + 10
+        lowest = strike_for_delta(spot, config.naked_put_delta / 2.0, Right.PUT, STRESS_VOL, max_days / 365.0)
+        min_days = max(0, config.dte - config.dte_window)
+        return OptionReach(max(0.0, spot - lowest), 0.0, max_days, min_days, frozenset((Right.PUT,)))
 
     # -- entry --------------------------------------------------------------------------------------------------
 

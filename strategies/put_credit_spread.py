@@ -101,11 +101,13 @@ class PutCreditSpread(Strategy[PutCreditSpreadConfig]):
         return self.config.width_index_points * self.market.scale
 
     def option_reach(self, spot: float) -> OptionReach:
-        """Down to the long put below a short of half the target delta at a stressed volatility, out to the
-        longest expiry the rule may pick."""
-        max_days = self.config.dte + self.config.dte_window + 5
-        short = strike_for_delta(spot, self.config.short_put_delta / 2.0, Right.PUT, STRESS_VOL, max_days / 365.0)
-        return OptionReach(points_below=max(0.0, spot - short) + self.width, points_above=0.0, max_days=max_days)
+        """Puts only, down to the long put below a short of half the target delta at a stressed volatility, the
+        expiries the rule may pick (dte +- dte_window, 5 days more at the far end)."""
+        config = self.config
+        max_days = config.dte + config.dte_window + 5
+        short = strike_for_delta(spot, config.short_put_delta / 2.0, Right.PUT, STRESS_VOL, max_days / 365.0)
+        min_days = max(0, config.dte - config.dte_window)
+        return OptionReach(max(0.0, spot - short) + self.width, 0.0, max_days, min_days, frozenset((Right.PUT,)))
 
     # -- entry --------------------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from core.ports import MarketView, OptionQuote
 from core.records import PositionRecord, Right, StrategyStateRecord
 from core.selection import Leg, NoPick, by_delta_or_fraction, net_price, points_away, side, structure_problem
 from strategies.base import (
+    BOTH_RIGHTS,
     OPTION_MULTIPLIER,
     REGULAR_CLOSE,
     EntryPlan,
@@ -107,9 +108,10 @@ class ZeroDte(Strategy[ZeroDteConfig]):
         return self.config.width_index_points * self.market.scale
 
     def option_reach(self, spot: float) -> OptionReach:
-        """Today's expiry, the ~20-delta shorts (within ~3 % of spot on a 0DTE) and their wings, both sides."""
+        """Today's expiry only, the ~20-delta shorts (within ~3 % of spot on a 0DTE) and their wings, puts and
+        calls (a condor sells both sides)."""
         reach = spot * 0.03 + self.width
-        return OptionReach(points_below=reach, points_above=reach, max_days=0)
+        return OptionReach(points_below=reach, points_above=reach, min_days=0, max_days=0, rights=BOTH_RIGHTS)
 
     # -- entry --------------------------------------------------------------------------------------------------
 
