@@ -25,9 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import cache
-from itertools import chain
-from operator import itemgetter
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Set, Tuple, Type, TypeVar, cast
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Type, TypeVar, cast
 
 from core.records import FORBIDDEN_FIELDS
 from persistence.record_text import text_of
@@ -419,56 +417,6 @@ def _exact_tuple_decoder(exact: type, decode_item: Decoder) -> Decoder:
 # field types whose JSON value is the Python value itself once its exact type is checked (no conversion):
 # type(True) is bool, so a bool never passes for an int and the reverse
 _EXACT_TYPES: Dict[Any, type] = {str: str, int: int, bool: bool}
-_SIGNATURES_PER_TYPE = 256  # distinct type patterns remembered per record type (None or not, int or float...)
-
-
-class _Plan:
-    """How to decode a body whose values have one given pattern of JSON types (its signature): the values to
-    convert, each with a converter that raises on a bad value, and the floats to check for finiteness."""
-
-    __slots__ = ("converts", "finite", "lists")
-
-    def __init__(
-        self,
-        converts: List[Tuple[str, Callable[[Any], Any]]],
-        finite: Optional[Callable[[Any], Any]],
-        lists: List[Tuple[Tuple[str, ...], Set[type]]],
-    ) -> None:
-        self.converts = converts
-        self.finite = finite
-        self.lists = lists  # (names of lists whose items must all be of one type, {that type}): checked at once
-
-
-def _converter(tp: Any, json_type: type) -> Optional[Tuple[bool, Optional[Callable[[Any], Any]]]]:
-    """For a field of type `tp` holding a JSON value of type `json_type`: (check finite, converter or None to
-    keep the value), or None when no value of that JSON type can be a `tp` (the reference path then says why).
-    Converters raise (RecordError, KeyError, ValueError...) on a bad value; any raise means the reference path."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        if json_type is type(None):
-            return False, None
-        tp = _optional_inner(tp)
-    if tp in _EXACT_TYPES:
-        return (False, None) if json_type is _EXACT_TYPES[tp] else None
-    if tp is float:
-        return (True, None) if json_type is float else (False, float) if json_type is int else None
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        members = {member._value_: member for member in tp}
-        return (False, members.__getitem__) if json_type in {type(value) for value in members} else None
-    if json_type is str and tp in (date, datetime):
-        return False, _PARSED_TIMES[tp].__getitem__
-    if json_type is str and tp is Decimal:
-        return False, _decode_decimal
-    if json_type is list and _exact_items(tp) is not None:
-        return False, tuple  # its items' types are checked for all such lists at once (_Plan.lists)
-    if (json_type is list and typing.get_origin(tp) is tuple) or (json_type is dict and is_dataclass(tp)):
-        return False, _decoder(tp)
-    return None
-
-
-def _exact_items(tp: Any) -> Optional[type]:
-    """X of a Tuple[X, ...] whose items are kept as they are (str, int, bool), else None."""
-    args = typing.get_args(tp) if typing.get_origin(tp) is tuple else ()
-    return _EXACT_TYPES.get(args[0]) if len(args) == 2 and args[1] is Ellipsis else None
 
 
 class _ParsedTimes(Dict[str, Any]):
@@ -491,84 +439,118 @@ class _ParsedTimes(Dict[str, Any]):
 _PARSED_TIMES = {date: _ParsedTimes(_decode_date), datetime: _ParsedTimes(_decode_datetime)}
 
 
-def _plan_for(names: Sequence[str], hints: Dict[str, Any], signature: Tuple[type, ...]) -> Optional[_Plan]:
-    converts: List[Tuple[str, Callable[[Any], Any]]] = []
-    finite: List[int] = []
-    lists: Dict[type, List[str]] = {}
-    for index, (name, json_type) in enumerate(zip(names, signature, strict=True)):
-        how = _converter(hints[name], json_type)
-        if how is None:
-            return None
-        if how[0]:
-            finite.append(index)
-        if how[1] is not None:
-            converts.append((name, how[1]))
-        if how[1] is tuple:
-            lists.setdefault(_exact_items(_inner_of(hints[name])) or object, []).append(name)
-    return _Plan(converts, _finite_check(finite), [(tuple(group), {item}) for item, group in lists.items()])
+class _Mismatch(Exception):
+    """Raised inside a generated decoder when a value does not fit: the reference decoder then decides."""
 
 
-def _inner_of(tp: Any) -> Any:
-    """X of Optional[X], else tp itself."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return _optional_inner(tp)
-    return tp
+class _DecoderSource:
+    """The text and the names of a generated decoder function (see `_fast_decoder`). Every line is built here
+    from the record's own field names and types (dataclass fields, checked to be identifiers) and the index of
+    the field; values from stored data never become code: they are only looked up, compared and converted by
+    the generated function at run time."""
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+        self.names: Dict[str, Any] = {"Mismatch": _Mismatch, "isfinite": math.isfinite}
+
+    def add(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def name(self, prefix: str, index: int, value: Any) -> str:
+        key = f"{prefix}_{index}"
+        self.names[key] = value
+        return key
+
+    def field(self, indent: int, index: int, tp: Any) -> bool:
+        """Lines that check v<index> for a field of type `tp` (and convert it in place); False: unsupported."""
+        v = f"v{index}"
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            self.add(indent, f"if {v} is not None:")
+            return self.field(indent + 1, index, _optional_inner(tp))
+        if tp in _EXACT_TYPES:
+            self.add(indent, f"if type({v}) is not {tp.__name__}: raise Mismatch")
+        elif tp is float:  # an int stands for a float (JSON writes 2.0 as 2 in other tools); never NaN/infinity
+            self.add(indent, f"if type({v}) is int: {v} = float({v})")
+            self.add(indent, f"elif type({v}) is not float or not isfinite({v}): raise Mismatch")
+        elif isinstance(tp, type) and issubclass(tp, Enum):
+            members = {member._value_: member for member in tp}
+            kinds = frozenset(type(value) for value in members)
+            self.add(indent, f"if type({v}) not in {self.name('kinds', index, kinds)}: raise Mismatch")
+            self.add(indent, f"{v} = {self.name('members', index, members)}[{v}]")  # KeyError: not a member
+        elif tp in (date, datetime):
+            self.add(indent, f"if type({v}) is not str: raise Mismatch")
+            self.add(indent, f"{v} = {self.name('parsed', index, _PARSED_TIMES[tp])}[{v}]")  # raises if refused
+        elif tp is Decimal:
+            self.add(indent, f"{v} = {self.name('decimal', index, _decode_decimal)}({v})")
+        elif _exact_items(tp) is not None:
+            only = self.name("only", index, frozenset({_exact_items(tp)}))
+            self.add(indent, f"if type({v}) is not list or not {only}.issuperset(map(type, {v})): raise Mismatch")
+            self.add(indent, f"{v} = tuple({v})")
+        elif _many_items(tp) is not None:  # Tuple[X, ...] of records: the items' own decoders, no call between
+            self.add(indent, f"if type({v}) is not list: raise Mismatch")
+            self.add(indent, f"{v} = tuple(map({self.name('item', index, _decoder(_many_items(tp)))}, {v}))")
+        elif typing.get_origin(tp) is tuple or is_dataclass(tp):
+            self.add(indent, f"{v} = {self.name('decode', index, _decoder(tp))}({v})")  # raises on a bad value
+        else:
+            return False
+        return True
 
 
-def _finite_check(indexes: List[int]) -> Optional[Callable[[Any], Any]]:
-    """A check that the floats at `indexes` of a values tuple are all finite: their sum is finite only then (a
-    sum that overflows is a false alarm, and the reference path then accepts the values)."""
-    if not indexes:
-        return None
-    if len(indexes) == 1:
-        (index,) = indexes
-        return lambda values: math.isfinite(values[index])
-    pick = itemgetter(*indexes)
-    return lambda values: math.isfinite(sum(pick(values)))
+def _exact_items(tp: Any) -> Optional[type]:
+    """X of a Tuple[X, ...] whose items are kept as they are (str, int, bool), else None."""
+    args = typing.get_args(tp) if typing.get_origin(tp) is tuple else ()
+    return _EXACT_TYPES.get(args[0]) if len(args) == 2 and args[1] is Ellipsis else None
+
+
+def _many_items(tp: Any) -> Any:
+    """X of a Tuple[X, ...], else None."""
+    args = typing.get_args(tp) if typing.get_origin(tp) is tuple else ()
+    return args[0] if len(args) == 2 and args[1] is Ellipsis else None
 
 
 def _fast_decoder(cls: type, names: Sequence[str], hints: Dict[str, Any], reference: Decoder) -> Optional[Decoder]:
-    """The decoder of `cls`: a body with exactly its fields is decoded in a few C-level steps (the types of all
-    values at once, a plan remembered per pattern of types, converters only for the values that need one:
-    dates, enums, tuples, nested records, ints standing for floats); anything else, or anything that does not
-    fit, goes to `reference`, which names the failing field. So the fast path never accepts what the reference
-    refuses (tests/test_persistence_load_path.py compares the two)."""
-    count = len(names)
-    get_all = itemgetter(*names) if count > 1 else (lambda raw: (raw[names[0]],))
-    plans: Dict[Tuple[type, ...], Optional[_Plan]] = {}
-
-    def decode(raw: Any) -> Any:
-        if type(raw) is not dict or len(raw) != count:
-            return reference(raw)
-        try:
-            values = get_all(raw)  # all present and as many as known: exactly the known fields
-        except KeyError:
-            return reference(raw)
-        signature = tuple(map(type, values))
-        plan = plans.get(signature, _UNSEEN)
-        if plan is _UNSEEN:
-            if len(plans) >= _SIGNATURES_PER_TYPE:
-                plans.clear()
-            plan = plans[signature] = _plan_for(names, hints, signature)
-        if plan is None or (plan.finite is not None and not plan.finite(values)):
-            return reference(raw)
-        body = dict(raw)
-        for list_names, allowed in plan.lists:
-            if not allowed.issuperset(map(type, chain.from_iterable(map(body.__getitem__, list_names)))):
-                return reference(raw)
-        try:
-            for name, convert in plan.converts:
-                body[name] = convert(body[name])
-        except Exception:  # any bad value: the reference path decides and names it
-            return reference(raw)
-        record: Any = object.__new__(cls)
-        object.__setattr__(record, "__dict__", body)
-        return record
-
+    """The decoder of `cls`: one function generated for the record type (as `dataclasses` generates __init__),
+    straight-line code that reads each field, checks its JSON type and converts it (dates, enums, tuples,
+    nested records, ints standing for floats); a body that is not exactly the record's fields, or any value
+    that does not fit, goes to `reference`, which refuses it naming the failing field (or accepts it: the
+    reference decides). So the fast path never accepts what the reference refuses
+    (tests/test_persistence_load_path.py compares the two). None when a field type is not covered here (the
+    reference decoder is then used alone). `decoder_source` shows the generated text."""
+    source = _decoder_source(cls, names, hints)
+    if source is None:
+        return None
+    namespace = dict(source.names, reference=reference, cls=cls, new=object.__new__, set_dict=object.__setattr__)
+    exec("\n".join(source.lines), namespace)  # the text is built from the record type only (see _DecoderSource)
+    decode: Decoder = namespace["decode"]
     return decode
 
 
-_UNSEEN: Any = object()
+def _decoder_source(cls: type, names: Sequence[str], hints: Dict[str, Any]) -> Optional[_DecoderSource]:
+    if not all(name.isidentifier() for name in names):
+        return None
+    source = _DecoderSource()
+    source.add(0, "def decode(raw):")
+    source.add(1, f"if type(raw) is not dict or len(raw) != {len(names)}:")
+    source.add(2, "return reference(raw)")
+    source.add(1, "try:")
+    for index, name in enumerate(names):
+        source.add(2, f"v{index} = raw[{name!r}]")  # KeyError: a field missing (and an unknown one present)
+        if not source.field(2, index, hints[name]):
+            return None
+    source.add(1, "except Exception:  # anything that does not fit: the reference decoder decides and names it")
+    source.add(2, "return reference(raw)")
+    source.add(1, "record = new(cls)")
+    fields_dict = ", ".join(f"{name!r}: v{index}" for index, name in enumerate(names))
+    source.add(1, f"set_dict(record, '__dict__', {{{fields_dict}}})")
+    source.add(1, "return record")
+    return source
+
+
+def decoder_source(cls: type) -> str:
+    """The text of the generated decoder of record type `cls` (for reading and tests)."""
+    hints = typing.get_type_hints(cls)
+    source = _decoder_source(cls, [field.name for field in fields(cls)], hints)
+    return "" if source is None else "\n".join(source.lines)
 
 
 def _dataclass_decoder(cls: type) -> Decoder:

@@ -109,7 +109,16 @@ def _leg_fault(leg: LegRecord, limits: RecordLimits) -> Optional[str]:
 
 def _group_problem(group: OrderGroupRecord, limits: RecordLimits) -> Optional[str]:
     legs = group.legs
+    contracts = limits.max_leg_contracts
     for leg in legs:
+        quantity, filled = leg.quantity, leg.filled_quantity
+        if (
+            0 < abs(quantity) <= contracts
+            and (filled == 0 or ((filled > 0) == (quantity > 0) and abs(filled) <= abs(quantity)))
+            and leg.avg_fill_price >= 0
+            and leg.strike > 0
+        ):
+            continue  # fits even an option leg's stricter bounds: _leg_fault would find nothing (start-up speed)
         problem = _leg_problem(leg, limits)
         if problem is not None:
             return f"group {group.group_id}: {problem}"
@@ -134,7 +143,10 @@ def _position_problem(position: PositionRecord, limits: RecordLimits) -> Optiona
 
 
 def _position_fault(position: PositionRecord, limits: RecordLimits) -> Optional[str]:
+    contracts = limits.max_leg_contracts
     for contract in position.contracts:
+        if 0 < abs(contract.quantity) <= contracts and contract.strike > 0:
+            continue  # fits even an option's stricter bounds (start-up speed: the checks below find nothing)
         shares = _is_share_leg(contract.symbol)
         limit = limits.max_leg_contracts * (SHARES_PER_CONTRACT if shares else 1)
         if contract.quantity == 0 or abs(contract.quantity) > limit:
