@@ -24,6 +24,7 @@ not parsed (so a hand-sealed impossible body there is not reported; the record's
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
@@ -40,8 +41,16 @@ from core.records import (
 from persistence.archive import ArchiveRecord
 from persistence.bounds import MAX_VALUE_CHARS
 from persistence.codec import RecordError, from_body
-from persistence.envelope import EnvelopeError, SealedFrame, open_envelope, open_sealed, sealed_frame
-from persistence.keys import Namespace, is_quarantine_key, parse_manifest_key, parse_record_key
+from persistence.envelope import EnvelopeError, SealedFrame, open_envelope, sealed_body, sealed_frame
+from persistence.keys import (
+    ALL_SLOTS,
+    EXTENSION,
+    RECORDS_FOLDER,
+    Namespace,
+    is_quarantine_key,
+    parse_manifest_key,
+    parse_record_key,
+)
 from persistence.migrations import MigrationError, upgrade
 from persistence.ports import ObjectStorePort
 from persistence.quarantine import Quarantine, QuarantineBudget, QuarantineEntry
@@ -73,7 +82,7 @@ class LoadResult:
     retired_leftovers: List[str] = field(default_factory=list)  # slot keys of archived records, deleted
 
 
-@dataclass
+@dataclass(slots=True)
 class SlotState:
     """Where a record's newest version was written, and what is known about it reaching disk."""
 
@@ -97,6 +106,11 @@ class LoadOutcome:
 
 
 _Candidate = Tuple[int, str, Any, bool]  # seq, slot, record (or manifest dict), migrated
+_READ_BACK = float("-inf")  # SlotState.written_at of a slot read back from disk
+
+
+def _seq_of(candidate: _Candidate) -> int:
+    return candidate[0]
 
 
 def load_namespace(
@@ -130,18 +144,19 @@ def load_namespace(
         if (candidate := reader.read(key, slot, (MANIFEST_SCHEMA, None))) is not None
     ]
     if manifest_candidates:
-        seq, slot, manifest, _ = max(manifest_candidates, key=lambda candidate: candidate[0])
+        seq, slot, manifest, _ = max(manifest_candidates, key=_seq_of)
         outcome.manifest = manifest
-        outcome.manifest_slot = SlotState(slot, seq, float("-inf"), seq)
+        outcome.manifest_slot = SlotState(slot, seq, _READ_BACK, seq)
 
+    records, slot_states, seq_floor, read_record = outcome.records, outcome.slots, outcome.seq_floor, reader.read_record
     for name, slots in record_slots.items():
-        candidates = reader.read_record(name, schemas[name], slots)
+        candidates = read_record(name, schemas[name], slots)
         if not candidates:
             continue
-        seq, slot, record, migrated = max(candidates, key=lambda candidate: candidate[0])
-        outcome.records[name] = record
-        outcome.slots[name] = SlotState(slot, seq, float("-inf"), seq)
-        outcome.seq_floor[name] = seq
+        seq, slot, record, migrated = candidates[0] if len(candidates) == 1 else max(candidates, key=_seq_of)
+        records[name] = record
+        slot_states[name] = SlotState(slot, seq, _READ_BACK, seq)
+        seq_floor[name] = seq
         if migrated:
             result.migrated.append(name)
     _settle_archive_and_manifest(outcome, record_slots)
@@ -159,28 +174,46 @@ def _sort_keys(
     schemas: Dict[str, str] = {}
     manifest_slots: Dict[str, str] = {}
     root = namespace.root + "/"  # Namespace.owns / relative, inlined: this runs once per stored key
+    records = root + RECORDS_FOLDER + "/"
     for key in sorted(key for key in all_keys if key.startswith(root)):
-        relative = key[len(root) :]
-        if is_quarantine_key(relative):
-            continue
-        parsed = parse_record_key(relative)
-        if parsed is not None:
-            name, slot = parsed
-            slots = record_slots.get(name)
-            if slots is None:
-                schema = schema_for_name(name)
-                if schema is not None:
-                    schemas[name] = schema
-                    slots = record_slots[name] = {}
-            if slots is not None:
-                slots[slot] = key
+        # the usual record key, `records/<name>-<slot>.json` with a name that needs no escape, read directly:
+        # exactly what parse_record_key returns for it (this runs for every slot at start-up)
+        name = key[len(records) : -_SLOT_SUFFIX]
+        if not (
+            key.startswith(records)
+            and key.endswith(EXTENSION)
+            and key[-_SLOT_SUFFIX] == "-"
+            and key[_SLOT_AT] in ALL_SLOTS
+            and _plain_name(name) is not None
+        ):
+            relative = key[len(root) :]
+            if is_quarantine_key(relative):
                 continue
-        manifest_slot = parse_manifest_key(relative)
-        if manifest_slot is not None:
-            manifest_slots[manifest_slot] = key
-        else:
-            quarantine.add(key, None, "foreign key under our namespace (not written by this template; left in place)")
+            parsed = parse_record_key(relative)
+            if parsed is None:
+                manifest_slot = parse_manifest_key(relative)
+                if manifest_slot is not None:
+                    manifest_slots[manifest_slot] = key
+                else:
+                    quarantine.add(key, None, _FOREIGN)
+                continue
+            name = parsed[0]
+        slots = record_slots.get(name)
+        if slots is None:
+            schema = schema_for_name(name)
+            if schema is None:
+                quarantine.add(key, None, _FOREIGN)
+                continue
+            schemas[name] = schema
+            slots = record_slots[name] = {}
+        slots[key[_SLOT_AT]] = key
     return record_slots, manifest_slots, schemas
+
+
+_SLOT_SUFFIX = len("-a" + EXTENSION)  # a record key ends in "-<slot>.json"
+_SLOT_AT = 1 - _SLOT_SUFFIX  # where the slot letter is, from the end
+_FOREIGN = "foreign key under our namespace (not written by this template; left in place)"
+_plain_name = re.compile(r"[A-Za-z0-9_-]++").fullmatch  # escape_segment leaves such a name as it is
 
 
 def _settle_archive_and_manifest(outcome: LoadOutcome, record_slots: Dict[str, Dict[str, str]]) -> None:
@@ -239,6 +272,7 @@ class _SlotReader:
         self._port = port
         self._bad = bad
         self._check = check
+        self._read = stored_bytes_reader(port)
 
     def read(self, key: str, slot: str, expected: Tuple[str, Optional[str]]) -> Optional[_Candidate]:
         """`expected` is (schema, record name); name None = the manifest."""
@@ -252,33 +286,34 @@ class _SlotReader:
         first, stopping at the first valid one: a sealed slot older than the loaded version is never used as
         state, so its body is not parsed (the store's next save of the record replaces it; were the newer slot
         bad, the older one would be parsed and checked here before use). This halves the parsing at start-up,
-        where every record has two slots."""
+        where every record has two slots. `slots` lists the slots in slot order (_sort_keys builds it from
+        sorted keys), which is the order equal seqs are taken in."""
         candidates: List[_Candidate] = []
-        sealed: List[Tuple[SealedFrame, str, str, bytes]] = []
-        expected = (schema, name)
-        for slot, key in sorted(slots.items()):
+        sealed: List[Tuple[int, str, str, bytes, SealedFrame]] = []
+        for slot, key in slots.items():
             data = self._fetch(key)
             if data is None:
                 continue
             frame = sealed_frame(data) if len(data) <= MAX_VALUE_CHARS else None
             if frame is not None and frame[1] == schema:
-                sealed.append((frame, slot, key, data))
+                sealed.append((frame[0], slot, key, data, frame))
                 continue
-            candidate = self._checked(key, data, slot, expected, None)
+            candidate = self._checked(key, data, slot, (schema, name), None)
             if candidate is not None:
                 candidates.append(candidate)
-        sealed.sort(key=lambda item: -item[0][0])  # newest first; equal seqs keep slot order, as max() did
-        for frame, slot, key, data in sealed:
-            if any(candidate[0] >= frame[0] for candidate in candidates):
+        if len(sealed) > 1:
+            sealed.sort(key=_newest_first)  # stable: equal seqs keep slot order, as max() did
+        for seq, slot, key, data, frame in sealed:
+            if candidates and max(candidate[0] for candidate in candidates) >= seq:
                 break  # older than a valid version: not state, left as it is
-            candidate = self._checked(key, data, slot, expected, frame)
+            candidate = self._checked(key, data, slot, (schema, name), frame)
             if candidate is not None:
                 candidates.append(candidate)
         return candidates
 
     def _fetch(self, key: str) -> Optional[bytes]:
         try:
-            return read_stored_bytes(self._port, key)
+            return self._read(key)
         except Exception as error:
             self._bad(key, None, f"unreadable (read raised {type(error).__name__}: {str(error)[:200]})")
             return None
@@ -309,21 +344,23 @@ class _SlotReader:
         """`frame`: the bytes' envelope.sealed_frame, already checked (the body is then all that is parsed)."""
         schema, name = expected
         if frame is not None:
-            envelope = open_sealed(data, frame)
+            seq, stored_schema, version = frame[0], frame[1], frame[2]
+            stored_body = sealed_body(data, frame)
         else:
             envelope = open_envelope(_text_of(data))
-        if envelope.schema != schema:
-            raise RecordError(f"schema {envelope.schema!r} does not match the key (expects {schema!r})")
+            seq, stored_schema, version, stored_body = envelope.seq, envelope.schema, envelope.version, envelope.body
+        if stored_schema != schema:
+            raise RecordError(f"schema {stored_schema!r} does not match the key (expects {schema!r})")
         if name is None:
-            return envelope.seq, slot, _manifest_body(envelope.version, envelope.body), False
-        body, migrated = upgrade(schema, envelope.version, envelope.body)
+            return seq, slot, _manifest_body(version, stored_body), False
+        body, migrated = upgrade(schema, version, stored_body)
         record: Any = from_body(SCHEMA_TYPES[schema], body)
         if record.record_name != name:
             raise RecordError(f"the record names itself {record.record_name!r}, the key says {name!r}")
         problem = self._check(record)
         if problem is not None:
             raise RecordError(f"impossible {schema} record: {problem}")
-        return envelope.seq, slot, record, migrated
+        return seq, slot, record, migrated
 
 
 def _text_of(data: bytes) -> str:
@@ -340,13 +377,31 @@ def read_stored_bytes(port: ObjectStorePort, key: str) -> bytes:
     """The stored bytes of `key`. LEAN's ObjectStore.ReadBytes when the port has it (`read_bytes`), so bytes
     that are not UTF-8 are seen as such; else the text of `read` (LEAN's Read decodes UTF-8 with U+FFFD for
     bad bytes, ObjectStore.Read / Encoding.UTF8.GetString) encoded back."""
+    return stored_bytes_reader(port)(key)
+
+
+def stored_bytes_reader(port: ObjectStorePort) -> Callable[[str], bytes]:
+    """`read_stored_bytes` for one port, its read method looked up once (a start-up reads every slot)."""
     read_bytes = getattr(port, "read_bytes", None)
     if callable(read_bytes):
-        data = read_bytes(key)
-        if data is None:  # LocalObjectStore.ReadBytes returns null for a key registered with no content
-            raise KeyError(f"{key} has no content")
-        return data if type(data) is bytes else bytes(bytearray(data))
-    return port.read(key).encode("utf-8", errors="surrogatepass")
+
+        def read_bytes_of(key: str) -> bytes:
+            data = read_bytes(key)
+            if data is None:  # LocalObjectStore.ReadBytes returns null for a key registered with no content
+                raise KeyError(f"{key} has no content")
+            return data if type(data) is bytes else bytes(bytearray(data))
+
+        return read_bytes_of
+    read = port.read
+
+    def read_text_of(key: str) -> bytes:
+        return read(key).encode("utf-8", errors="surrogatepass")
+
+    return read_text_of
+
+
+def _newest_first(item: Tuple[int, str, str, bytes, SealedFrame]) -> int:
+    return -item[0]
 
 
 def _manifest_body(version: int, body: Dict[str, Any]) -> Dict[str, int]:

@@ -1,8 +1,10 @@
 """The fast start-up path (issue 12): what it skips, and that it never accepts more than the full checks do.
 
-- codec: a body with exactly a record's fields decodes through a plan per pattern of JSON types; anything that
-  does not fit goes to the reference decoder, so both accept and refuse the same bodies with the same result
-  and the same message (property test below, over mutated bodies of every record type);
+- codec: a body with exactly a record's fields decodes through one function generated per record type (from the
+  type only, never from stored data); anything that does not fit goes to the reference decoder, so both accept
+  and refuse the same bodies with the same result and the same message (property test below, over mutated
+  bodies of every record type);
+- envelope: a sealed body is parsed by json's scanner directly, exactly as json.loads parses it (property test);
 - envelope: `sealed_frame` reads a text exactly as `seal` wrote it, checksum verified, without parsing the body;
   any other text (a changed byte, another layout) gets None and takes the full check;
 - loader: of a record's two slots only the newest sealed one is parsed; an older sealed slot behind a valid
@@ -152,6 +154,16 @@ def test_a_value_that_only_compares_equal_is_not_taken_for_the_right_type() -> N
         assert outcome.startswith(f"refused OrderGroupRecord.legs[0].{field}"), outcome
 
 
+def test_the_generated_decoder_is_built_from_the_record_type_only() -> None:
+    cls = type(group("g1"))
+    before = codec.decoder_source(cls)
+    body = json.loads(canonical_json(to_body(group("g1"))))
+    hostile = {**body, "group_id": "__import__('os').system('x')", "run_id": "')\nimport os\n"}
+    assert from_body(cls, hostile).group_id == hostile["group_id"]  # stored text is a value, never code
+    assert codec.decoder_source(cls) == before and "import" not in before
+    assert all(before.count(f"raw[{field!r}]") == 1 for field in body)  # each field read once, by its own name
+
+
 # -- envelope: the sealed frame ---------------------------------------------------------------------------------
 
 
@@ -176,6 +188,26 @@ def test_sealed_frame_reads_a_sealed_text_and_refuses_any_changed_byte() -> None
     assert frame is not None
     with pytest.raises(EnvelopeError, match="not UTF-8"):
         envelope.open_sealed(resealed, frame)
+
+
+def _parse_outcome(parse: Callable[[str], Any], text: str) -> tuple[Any, ...]:
+    try:
+        return ("ok", repr(parse(text)))
+    except (ValueError, RecursionError) as error:
+        return ("error", type(error).__name__, str(error))
+
+
+JSON_TEXTS = st.one_of(
+    JSON_VALUES.map(json.dumps),
+    st.text(alphabet='{}[]",: 0123456789.eE-+truefalsnNIiy\\\t\n', max_size=24),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_TEXTS, st.sampled_from(["", " ", "\n", "x", "}", "1"]), st.sampled_from(["", " ", "\t"]))
+def test_sealed_bodies_are_parsed_exactly_as_json_loads_parses_them(text: str, after: str, before: str) -> None:
+    padded = before + text + after
+    assert _parse_outcome(envelope.parse_json, padded) == _parse_outcome(json.loads, padded)
 
 
 def test_sealed_frame_pattern_cannot_backtrack() -> None:
@@ -223,12 +255,15 @@ def test_an_older_sealed_slot_behind_a_valid_one_is_not_parsed() -> None:
     disk.save_bytes(older, _impossible_group(1))  # sealed by hand: a valid checksum, an impossible body
     disk.flush()
     parsed: List[str] = []
-    original = envelope.json.loads
+    original, original_parse = envelope.json.loads, envelope.parse_json
     envelope.json.loads = _counting_loads(parsed)  # type: ignore[assignment]
+    envelope.parse_json = _counting_loads(parsed)  # what sealed bodies are parsed with
     try:
         state, loaded = _load(disk)
     finally:
         envelope.json.loads = original  # type: ignore[assignment]
+        envelope.parse_json = original_parse
+    assert any('"decision":null' in text for text in parsed)  # the counting saw the newer body parsed
     assert loaded.groups["g1"].decision is None and loaded.seqs["group-g1"] == 2
     assert loaded.quarantined == []  # never used as state, so not parsed (before: parsed and quarantined)
     assert not any('"filled_quantity":5' in text for text in parsed)
