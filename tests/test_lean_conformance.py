@@ -12,6 +12,7 @@ import pytest
 
 from core.records import Right
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
+from tests.harness.lean_stub import option_universe
 from tests.harness.lean_stub.algorithm import QCAlgorithm, check_combo_order_sizing
 from tests.harness.lean_stub.charting import (
     MAXIMUM_CHART_SERIES,
@@ -27,7 +28,7 @@ from tests.harness.lean_stub.orders import Leg, OrderTicket
 from tests.harness.lean_stub.securities import ExchangeHours
 from tests.harness.lean_stub.symbols import Symbol
 from tests.harness.market import SyntheticMarket, minimum_tick
-from tests.harness.market_calendar import is_market_open, next_market_close, slice_times
+from tests.harness.market_calendar import is_market_open, next_market_close, option_expiries, slice_times
 from tests.harness.object_store import SimulatedObjectStore
 from tests.harness.simulation import Deployment
 from tests.harness.transactions import NO_DATA_MESSAGE, zero_price_message
@@ -947,3 +948,173 @@ def test_a_backtest_limit_update_is_handled_after_the_handler_returns_before_the
     assert algorithm.moved.is_success
     assert algorithm.update_seen == (False, algorithm.moved_at), "after the handler, in the same step"
     assert {entry[3] for entry in _fills(algorithm)} == {algorithm.moved_at}
+
+
+# -- option filter functions (option.set_filter(function)) --------------------------------------------------------
+
+
+def _universe(
+    day: date = FRIDAY, local_time: datetime | None = None, price: float | None = 470.3
+) -> option_universe.OptionFilterUniverse:
+    """The SPY universe data listed on `day` (strikes around 470.3), selected at `local_time`."""
+    canonical = Symbol.create_canonical_option(Symbol.create("SPY", SecurityType.EQUITY))
+    data = [
+        option_universe.OptionUniverse(
+            option_universe.contract_symbol(canonical, expiry, strike, right, OptionStyle.AMERICAN)
+        )
+        for expiry in option_expiries(day)
+        for strike in SyntheticMarket.strikes(470.3)
+        for right in (Right.PUT, Right.CALL)
+    ]
+    underlying = None if price is None else option_universe.UnderlyingData(canonical.underlying, price)
+    return option_universe.OptionFilterUniverse(data, underlying, local_time or datetime.combine(day, time()))
+
+
+def _days(universe: option_universe.OptionFilterUniverse, day: date = FRIDAY) -> set[int]:
+    return {(item.id.date.date() - day).days for item in universe}
+
+
+def test_filter_function_returning_none_keeps_the_universe_its_calls_narrowed() -> None:
+    """Common/Securities/Option/Option.cs `SetFilter(PyObject)`: "A None result is allowed: filter methods modify
+    the universe in place, returning it is only necessary for chaining"."""
+    universe = _universe()
+
+    def narrow(u: option_universe.OptionFilterUniverse) -> None:
+        u.puts_only()
+
+    chosen = option_universe.apply_filter_function(narrow, universe)
+    assert chosen and all(symbol.id.option_right == OptionRight.PUT for symbol in chosen)
+    assert len(chosen) == len(_universe().data) // 2
+
+
+def test_filter_function_returning_symbols_keeps_those_of_the_universe_and_anything_else_raises() -> None:
+    """Option.cs `SetFilter(PyObject)`: a list of Symbols -> `optionUniverse.WhereContains(list)` (a Symbol not in
+    the universe is not added); another result type -> ArgumentException ("please return either a
+    OptionFilterUniverse or a list of symbols")."""
+    universe = _universe()
+    first, second = universe.data[0].symbol, universe.data[1].symbol
+    outsider = Symbol.create_option("SPY", "usa", OptionStyle.AMERICAN, OptionRight.CALL, 1.0, datetime(2030, 1, 18))
+    assert option_universe.apply_filter_function(lambda u: [second, first, outsider], universe) == [first, second]
+    with pytest.raises(ValueError, match="OptionFilterUniverse or a list of symbols"):
+        option_universe.apply_filter_function(lambda u: 42, _universe())
+
+
+def test_filter_universe_calls_narrow_in_place_one_after_the_other() -> None:
+    """Common/Securities/ContractSecurityFilterUniverse.cs: each filter assigns `Data` and returns `(T)this`;
+    OptionFilterUniverse.cs `Strikes` counts the distinct strikes of the data it is given (all expiries, both
+    rights when it comes first)."""
+    universe = _universe()
+    result = universe.strikes(-3, 3).expiration(0, 0)
+    assert result is universe
+    assert {item.id.strike_price for item in universe} == {468.0, 469.0, 470.0, 471.0, 472.0, 473.0}
+    assert _days(universe) == {0}
+
+
+def test_expiration_counts_days_from_the_next_trading_day_when_selected_on_a_weekend() -> None:
+    """OptionFilterUniverse.cs `AdjustExpirationReferenceDate`: "Selection for Mondays happen on Friday midnight
+    (Saturday start)": a closed LocalTime date moves to the next trading day before Expiration adds its days."""
+    monday = date(2024, 1, 8)
+    saturday = datetime(2024, 1, 6)
+    universe = _universe(monday, local_time=saturday).expiration(0, 0)
+    assert {item.id.date.date() for item in universe} == {monday}
+    universe = _universe(monday, local_time=saturday).expiration(timedelta(days=1), timedelta(days=1))
+    assert {item.id.date.date() for item in universe} == {date(2024, 1, 9)}
+
+
+def test_contracts_selector_gets_the_filtered_data_and_its_symbols_become_the_universe() -> None:
+    """ContractSecurityFilterUniverse.cs `Contracts(PyObject)`: a callable is the selector
+    Func<IEnumerable<OptionUniverse>, IEnumerable<Symbol>>, given the data the filters before it left
+    ("the already filtered list"); its result sets `AllSymbols`. Data items convert to their Symbol
+    (OptionUniverse.cs implicit operator Symbol; Algorithm.Python/OptionUniverseFilterOptionsDataRegressionAlgorithm.py
+    returns data items)."""
+    seen: list[int] = []
+
+    def selector(items: list[Any]) -> list[Any]:
+        seen.append(len(items))
+        return [item for item in items if item.id.strike_price == 470.0] + [items[0].symbol]
+
+    universe = _universe().expiration(0, 0)
+    before = len(universe.data)
+    universe.contracts(selector)
+    assert seen == [before]
+    assert {item.id.strike_price for item in universe} == {470.0, universe.data[-1].id.strike_price}
+    assert len(universe.data) == 3
+    with pytest.raises(ValueError, match="not a Symbol"):
+        _universe().contracts(lambda items: [1.5])
+
+
+def test_strikes_changes_nothing_without_underlying_data() -> None:
+    """OptionFilterUniverse.cs `Strikes`: `if (UnderlyingInternal == null) return this;`."""
+    universe = _universe(price=None)
+    count = len(universe.data)
+    assert len(universe.strikes(-1, 1).data) == count
+
+
+def test_puts_only_and_calls_only_keep_one_right() -> None:
+    """OptionFilterUniverse.cs `CallsOnly`/`PutsOnly`: Contracts(where Symbol.ID.OptionRight is Call/Put)."""
+    assert {item.id.option_right for item in _universe().puts_only()} == {OptionRight.PUT}
+    assert {item.id.option_right for item in _universe().calls_only()} == {OptionRight.CALL}
+
+
+def test_weekly_and_daily_expiries_are_in_the_universe_by_default() -> None:
+    """ContractSecurityFilterUniverse.cs `DefaultExpirationType = Standard | Weekly` and `ApplyTypesFilter`
+    keeps every contract for it (`IncludeWeeklys` is obsolete: weeklys are included by default)."""
+    chosen = option_universe.apply_filter_function(lambda u: u.expiration(0, 10), _universe())
+    assert {(symbol.id.date.date() - FRIDAY).days for symbol in chosen} == {0, 3, 4, 5, 6, 7}
+
+
+def test_exchange_hours_open_dates_and_the_next_trading_day() -> None:
+    """Common/Securities/SecurityExchangeHours.cs `IsDateOpen(localDateTime)` (a day with regular hours) and
+    `GetNextTradingDay(date)` (the first open date after it, the time of day kept)."""
+    hours = ExchangeHours()
+    assert hours.is_date_open(datetime(2024, 1, 5)) and not hours.is_date_open(datetime(2024, 1, 6))
+    assert not hours.is_date_open(date(2024, 1, 15))  # Martin Luther King Jr. Day
+    assert hours.get_next_trading_day(datetime(2024, 1, 5)) == datetime(2024, 1, 8)
+    assert hours.get_next_trading_day(datetime(2024, 1, 13)) == datetime(2024, 1, 16)
+
+
+def test_a_filter_function_selects_once_a_day_at_the_midnight_ending_the_previous_trading_day() -> None:
+    """Common/Data/UniverseSelection/OptionChainUniverse.cs `SelectSymbols` (Refresh with the universe data's
+    underlying and the selection's local time, then the filter); ContractSecurityFilterUniverse.cs
+    `OnlyApplyFilterAtMarketOpen` ("filters ... only applied daily"). The chain holds the selected contracts
+    that are listed at the slice, and nothing else."""
+
+    class Filtered(QCAlgorithm):
+        def initialize(self) -> None:
+            self.add_equity("SPY", Resolution.MINUTE)
+            option = self.add_option("SPY", Resolution.MINUTE)
+            option.set_filter(self.universe_filter)
+            self.canonical = option.symbol
+            self.calls: List[Any] = []
+            self.chains: List[Any] = []
+
+        def universe_filter(self, universe: Any) -> Any:
+            self.calls.append((universe.local_time, universe.underlying.price))
+            return (
+                universe.strikes(-2, 2)
+                .expiration(0, 3)
+                .contracts(lambda items: [item for item in items if item.id.option_right == OptionRight.CALL])
+            )
+
+        def on_data(self, data: Any) -> None:
+            chain = data.option_chains.get(self.canonical)
+            self.chains.append((self.time, sorted((c.expiry.date(), c.strike) for c in chain)))
+            for contract in chain:
+                assert contract.right == OptionRight.CALL
+
+    deployment = _deploy(Filtered, live_mode=False, end=date(2024, 1, 8))
+    assert deployment.runtime_error is None
+    algorithm = deployment.algorithm
+    assert [local for local, _ in algorithm.calls] == [datetime(2024, 1, 5), datetime(2024, 1, 6)]
+    # before 16:00 (at the close today's expiry stops trading and leaves the chain)
+    friday = [chain for moment, chain in algorithm.chains if moment.date() == FRIDAY and moment.hour < 16]
+    assert len({tuple(chain) for chain in friday}) == 1, "one selection all day, whatever the price does"
+    assert {expiry for expiry, _ in friday[0]} == {FRIDAY, date(2024, 1, 8)}
+    monday = [chain for moment, chain in algorithm.chains if moment.date() == date(2024, 1, 8)]
+    assert {expiry for expiry, _ in monday[0]} == {
+        date(2024, 1, 8),
+        date(2024, 1, 9),
+        date(2024, 1, 10),
+        date(2024, 1, 11),
+    }
+    assert algorithm.calls[1][1] == MARKET.level(len([s for s in MARKET.steps if s.time.date() == FRIDAY]) - 1)

@@ -24,6 +24,7 @@ from tests.harness.lean_stub.enums import (
     SecurityType,
 )
 from tests.harness.lean_stub.market_data import Greeks, OptionChain, OptionContract, Slice, TradeBar
+from tests.harness.lean_stub.option_universe import OptionFilterUniverse
 from tests.harness.lean_stub.orders import Leg, Order, OrderEvent, OrderTicket
 from tests.harness.lean_stub.securities import Securities, Security, SecurityHolding, SecurityPortfolioManager
 from tests.harness.lean_stub.symbols import SecurityIdentifier, Symbol

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from tests.harness.lean_stub.charting import Charting
 from tests.harness.lean_stub.enums import AlgorithmMode, DeploymentTarget, OptionStyle, Resolution, SecurityType
 from tests.harness.lean_stub.market_data import DataDictionary, OptionChains, OptionFilter, Slice, TradeBar, in_universe
+from tests.harness.lean_stub.option_universe import FilterFunction
 from tests.harness.lean_stub.orders import Leg, OrderEvent, OrderTicket
 from tests.harness.lean_stub.securities import Securities, Security, SecurityPortfolioManager
 from tests.harness.lean_stub.symbols import Symbol
@@ -149,7 +150,7 @@ class QCAlgorithm(Charting):
         if canonical not in self._option_styles:
             return False
         option_filter = self.securities[canonical].option_filter
-        if not isinstance(option_filter, OptionFilter):
+        if not isinstance(option_filter, OptionFilter | FilterFunction):
             return False
         return in_universe(self._env.market, index, option_filter, symbol)
 
@@ -219,7 +220,7 @@ class QCAlgorithm(Charting):
     def _add_canonical(self, underlying: Symbol, target: Optional[str], style: OptionStyle) -> Security:
         canonical = Symbol.create_canonical_option(underlying, target)
         security = self._add(canonical)
-        if not isinstance(security.option_filter, OptionFilter):
+        if not isinstance(security.option_filter, OptionFilter | FilterFunction):
             security.option_filter = OptionFilter()
         self._option_styles[canonical] = style
         return security
@@ -345,8 +346,10 @@ class QCAlgorithm(Charting):
                     round(low, 2),
                     round(step.price * scale, 2),
                 )
-        filters: Dict[Symbol, OptionFilter] = {}
+        filters: Dict[Symbol, OptionFilter | FilterFunction] = {}
         for canonical in self._option_styles:
             option_filter = self.securities[canonical].option_filter
-            filters[canonical] = option_filter if isinstance(option_filter, OptionFilter) else OptionFilter()
+            filters[canonical] = (
+                option_filter if isinstance(option_filter, OptionFilter | FilterFunction) else OptionFilter()
+            )
         return Slice(step.time, bars, OptionChains(self._env.market, index, filters, self._option_styles))

@@ -6,21 +6,23 @@ around the underlying price, not points (Common/Securities/Option/OptionFilterUn
 search of the price among the distinct listed strikes, `index + minStrike .. index + maxStrike`, one less
 at the top when the price is not a listed strike); `contract.expiry` is the expiry date at 00:00
 (Common/Data/Market/BaseContract.cs). The chain's contracts are the option universe: they have data (a price)
-at that slice (`strike_window` is shared with the harness's has-data check).
+at that slice (`strike_window` is shared with the harness's has-data check). With a filter function
+(`set_filter(function)`, Option.SetFilter(PyObject)) the chain is the day's selection of that function
+(option_universe.FilterFunction, made once a trading day as LEAN does) that is still listed at the slice.
 Differs from LEAN: the chain is built lazily on `get()`/`[]` (LEAN fills it whether read or not); LEAN selects
-the universe once a day from daily universe data, the harness at every slice; greeks are Black-Scholes at the
-harness's skewed volatility.
+the universe once a day from daily universe data, the harness at every slice for the four-number filter;
+greeks are Black-Scholes at the harness's skewed volatility.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 from core.records import Right
 from tests.harness.lean_stub.enums import OptionRight, OptionStyle
+from tests.harness.lean_stub.option_universe import FilterFunction, contract_symbol, strike_window
 from tests.harness.lean_stub.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -117,43 +119,8 @@ class OptionChain:
         return len(self._list)
 
 
-_SYMBOLS: Dict[Tuple[Symbol, date, float, Right], Symbol] = {}  # Symbols are immutable: build each once
-
-
 def _symbol_for(canonical: Symbol, quote: ContractQuote, style: OptionStyle) -> Symbol:
-    key = (canonical, quote.expiry, quote.strike, quote.right)
-    symbol = _SYMBOLS.get(key)
-    if symbol is None:
-        symbol = _SYMBOLS[key] = _new_symbol(canonical, quote, style)
-    return symbol
-
-
-def _new_symbol(canonical: Symbol, quote: ContractQuote, style: OptionStyle) -> Symbol:
-    assert canonical.underlying is not None
-    right = OptionRight.PUT if quote.right == Right.PUT else OptionRight.CALL
-    expiry = datetime(quote.expiry.year, quote.expiry.month, quote.expiry.day)
-    return Symbol.create_option(canonical.underlying, canonical.id.symbol, "usa", style, right, quote.strike, expiry)
-
-
-def strike_window(
-    strikes: List[float], price: float, min_strike: int, max_strike: int
-) -> Optional[Tuple[float, float]]:
-    """OptionFilterUniverse.Strikes: the lowest and highest strike kept, or None for an empty universe."""
-    if not strikes:
-        return None
-    index = bisect.bisect_left(strikes, price)
-    exact = index < len(strikes) and strikes[index] == price
-    if not exact and index == len(strikes):
-        return None  # no listed strike above the price
-    low, high = index + min_strike, index + max_strike
-    if not exact:
-        if min_strike < 0 < max_strike:
-            high -= 1
-        elif min_strike > 0:
-            low, high = low - 1, high - 1
-    if low >= len(strikes) or high < 0:
-        return None
-    return strikes[max(0, low)], strikes[min(len(strikes) - 1, high)]
+    return contract_symbol(canonical, quote.expiry, quote.strike, quote.right, style)
 
 
 def universe_window(
@@ -170,10 +137,16 @@ def universe_window(
     return cache[key]
 
 
-def in_universe(market: SyntheticMarket, index: int, option_filter: OptionFilter, symbol: Symbol) -> bool:
+def in_universe(
+    market: SyntheticMarket, index: int, option_filter: OptionFilter | FilterFunction, symbol: Symbol
+) -> bool:
     """Is this contract in its option universe at the step (a chain member, with data)?"""
     if symbol.underlying is None:
         return False
+    if isinstance(option_filter, FilterFunction):
+        _, members = option_filter.selection(market, index, symbol.canonical, symbol.id.option_style)
+        expiry = symbol.id.date.date()
+        return symbol in members and market.is_listed(index, symbol.underlying.value, expiry, symbol.id.strike_price)
     window = universe_window(market, index, symbol.underlying.value, option_filter)
     if window is None or not window[0] <= symbol.id.strike_price <= window[1]:
         return False
@@ -191,7 +164,7 @@ class OptionChains:
         self,
         market: Optional[SyntheticMarket],
         index: Optional[int],
-        options: Dict[Symbol, OptionFilter],
+        options: Dict[Symbol, OptionFilter | FilterFunction],
         styles: Dict[Symbol, OptionStyle],
     ) -> None:
         self._market = market
@@ -210,13 +183,17 @@ class OptionChains:
         today: date = step.time.date()
         assert canonical.underlying is not None
         underlying = canonical.underlying.value
+        style = self._styles.get(canonical, OptionStyle.AMERICAN)
+        if isinstance(option_filter, FilterFunction):
+            chain = OptionChain(canonical, self._selected(option_filter, canonical, style))
+            self._built[canonical] = chain
+            return chain
         quotes = self._market.chain(self._index, underlying=underlying)
         window = universe_window(self._market, self._index, underlying, option_filter)
         low, high = window if window is not None else (1.0, 0.0)
         level = self._market.level(self._index, underlying)
         first = today + option_filter.min_expiry
         last = today + option_filter.max_expiry
-        style = self._styles.get(canonical, OptionStyle.AMERICAN)
         contracts = [
             OptionContract(_symbol_for(canonical, quote, style), quote, level)
             for quote in quotes
@@ -225,6 +202,22 @@ class OptionChains:
         chain = OptionChain(canonical, contracts)
         self._built[canonical] = chain
         return chain
+
+    def _selected(self, option_filter: FilterFunction, canonical: Symbol, style: OptionStyle) -> List[OptionContract]:
+        """The day's selection of a filter function, priced at this step: the contracts still listed now."""
+        market, index = self._market, self._index
+        assert market is not None and index is not None and canonical.underlying is not None
+        underlying = canonical.underlying.value
+        level = market.level(index, underlying)
+        ordered, _ = option_filter.selection(market, index, canonical, style)
+        contracts = []
+        for symbol in ordered:
+            sid = symbol.id
+            expiry, right = sid.date.date(), Right.PUT if sid.option_right == OptionRight.PUT else Right.CALL
+            if market.is_listed(index, underlying, expiry, sid.strike_price):
+                quote = market.quote(index, expiry, sid.strike_price, right, underlying)
+                contracts.append(OptionContract(symbol, quote, level))
+        return contracts
 
     def get(self, canonical: Symbol, default: Optional[OptionChain] = None) -> Optional[OptionChain]:
         chain = self._build(canonical)

@@ -11,14 +11,15 @@ margin); options are marked at the mid (LEAN marks at the last price).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 
 from core.params import Params
 from tests.harness.lean_stub.enums import OptionRight, SecurityType
 from tests.harness.lean_stub.market_data import OptionFilter
+from tests.harness.lean_stub.option_universe import FilterFunction, next_trading_day
 from tests.harness.lean_stub.symbols import Symbol
-from tests.harness.market_calendar import next_market_close
+from tests.harness.market_calendar import is_trading_day, next_market_close
 
 
 def multiplier_of(symbol: Symbol) -> int:
@@ -38,8 +39,20 @@ class PriceSource(Protocol):
 
 
 class ExchangeHours:
-    """`security.exchange.hours` (LEAN's SecurityExchangeHours): only GetNextMarketClose, regular hours only,
-    from the harness calendar (tests/harness/market_calendar.py, early closes included)."""
+    """`security.exchange.hours` (LEAN's SecurityExchangeHours): GetNextMarketClose, IsDateOpen and
+    GetNextTradingDay, regular hours only, from the harness calendar (tests/harness/market_calendar.py, early
+    closes included)."""
+
+    def is_date_open(self, local_date_time: datetime | date, extended_market_hours: bool = False) -> bool:
+        """IsDateOpen: the date has market hours (every equity/index trading day has regular hours)."""
+        day = local_date_time.date() if isinstance(local_date_time, datetime) else local_date_time
+        return is_trading_day(day)
+
+    def get_next_trading_day(self, day: datetime | date) -> datetime:
+        """GetNextTradingDay: `date.AddDays(1)` until IsDateOpen (a datetime keeps its time of day)."""
+        moment = day if isinstance(day, datetime) else datetime(day.year, day.month, day.day)
+        following = next_trading_day(moment.date())
+        return datetime.combine(following, moment.time())
 
     def get_next_market_close(self, local_date_time: datetime, extended_market_hours: bool) -> datetime:
         if extended_market_hours:
@@ -153,9 +166,12 @@ class Security:
         return self.symbol.security_type
 
     def set_filter(self, *args: object) -> None:
-        """Option.set_filter(min_strike, max_strike[, min_expiry, max_expiry]) (counts of strikes, timedeltas)."""
+        """Option.set_filter(min_strike, max_strike[, min_expiry, max_expiry]) (counts of strikes, timedeltas), or
+        set_filter(function) (Option.SetFilter(PyObject): option_universe.FilterFunction)."""
         values = list(args)
-        if len(values) == 2:
+        if len(values) == 1 and callable(values[0]):
+            self.option_filter = FilterFunction(values[0])
+        elif len(values) == 2:
             self.option_filter = OptionFilter(int(values[0]), int(values[1]))  # type: ignore[call-overload]
         else:
             self.option_filter = OptionFilter(*values)  # type: ignore[arg-type]
