@@ -31,8 +31,9 @@ from engine.dashboard import ChartPort, Dashboard, SeriesSpec, Thresholds, facts
 from engine.engine import TradingEngine
 from engine.limits import record_limits
 from core.params import Params
-from core.selection import REFERENCE_PRICE, listed_strikes
+from core.selection import REFERENCE_PRICE
 from strategies import build_strategies
+from strategies.base import UniverseReach
 from core.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
@@ -419,8 +420,7 @@ class CrashSafeTemplate(QCAlgorithm):
         self._log = LeanLog(self)
         self._params = Params.from_parameters(self._parameter_or_none)
         self._strategies = build_strategies(self._parameter_or_none, self._params)
-        # first day: a generous reference level; from the first bar on, the real price (once a day)
-        self._set_option_filter(REFERENCE_PRICE.get(self.underlying_ticker, 1000.0))
+        self._option.set_filter(self._option_universe)
         self._engine: Optional[TradingEngine] = None
         self._dashboard: Optional[LeanDashboard] = None
         # Engine/Engine.cs sets algorithm_id only after initialize (SetAlgorithmId, right before SetLocked): a new
@@ -621,16 +621,20 @@ class CrashSafeTemplate(QCAlgorithm):
             self.session_open = None
         if self.session_open is None and data.bars.contains_key(self.underlying_symbol):
             self.session_open = float(data.bars[self.underlying_symbol].open)
-            self._set_option_filter(self.session_open)  # the universe selection after this uses it
 
-    def _set_option_filter(self, spot: float) -> None:
-        """Subscribe what every strategy's rules may choose (Strategy.option_reach), counted in listed strikes
-        (OptionFilterUniverse.Strikes) and out to the longest expiry any of them needs."""
-        reaches = [strategy.option_reach(spot) for strategy in self._strategies if strategy.enabled]
-        below = listed_strikes(max((r.points_below for r in reaches), default=0.0), self.underlying_ticker)
-        above = listed_strikes(max((r.points_above for r in reaches), default=0.0), self.underlying_ticker)
-        max_days = max((r.max_days for r in reaches), default=0)
-        self._option.set_filter(-below, above, timedelta(0), timedelta(max_days))
+    def _option_universe(self, universe: OptionFilterUniverse) -> OptionFilterUniverse:
+        """Option.SetFilter(PyObject), run daily: the union of what each strategy's rules may choose at the
+        universe's price (Strategy.option_reach, UniverseReach): LEAN's Strikes and Expiration (days from the next
+        trading day: AdjustExpirationReferenceDate), then Contracts keeps what lies inside a strategy's reach."""
+        hours, day, data = self._option.exchange.hours, universe.local_time, universe.underlying
+        day = day if hours.is_date_open(day) else hours.get_next_trading_day(day)
+        price = None if data is None else float(data.price)
+        spot = price or REFERENCE_PRICE.get(self.underlying_ticker, 1000.0)  # no price: strikes are not judged
+        reach = UniverseReach.of([s.option_reach(spot) for s in self._strategies if s.enabled], self.underlying_ticker)
+        keep = reach.keeper(day.date(), price)
+        universe.strikes(-reach.strikes_below, reach.strikes_above).expiration(reach.min_days, reach.max_days)
+        universe.contracts(lambda d: [c for c in d if keep(_right(c.id.option_right), c.id.date, c.id.strike_price)])
+        return universe
 
     def _underlying_close(self) -> Optional[float]:
         # DefaultExerciseModel judges an exercise on option.Underlying.Close

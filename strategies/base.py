@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import ClassVar, FrozenSet, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, ClassVar, FrozenSet, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from core.contracts import OPTION_MULTIPLIER, REGULAR_CLOSE
 from core.params import ParameterGetter, Params, fraction, read_config, require
@@ -110,10 +110,14 @@ class UniverseReach:
     def keeps(self, right: Right, expiry: date, strike: float, reference: date, price: Optional[float]) -> bool:
         """Is the contract inside at least one reach? Days count from `reference` (the trading day the selection
         is for); distance from `price` (None when the selection has no underlying price: strikes not judged)."""
-        days = (expiry - reference).days
-        distance = None if price is None else strike - price
+        days = ((expiry.date() if isinstance(expiry, datetime) else expiry) - reference).days  # LEAN: a datetime
+        distance = None if price is None else float(strike) - price
         slack = STRIKE_STEP.get(self.underlying, 1.0)
         return any(reach.holds(right, days, distance, slack) for reach in self.reaches)
+
+    def keeper(self, reference: date, price: Optional[float]) -> Callable[[Right, date, float], bool]:
+        """`keeps` for one selection: (right, expiry, strike) -> inside a reach."""
+        return lambda right, expiry, strike: self.keeps(right, expiry, strike, reference, price)
 
 
 @dataclass(frozen=True)

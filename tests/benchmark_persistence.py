@@ -689,23 +689,24 @@ def market_step_cost(weeks: int) -> Dict[str, float]:
 
 
 def _spx_chain_sizes(deployment: Any) -> Tuple[int, int]:
-    """(SPX contracts the harness lists at the last step, of them inside main.py's option universe then: the
-    strike window and expiry range of its set_filter, the only contracts LEAN would hand to on_data)."""
-    from tests.harness.lean_stub.market_data import universe_window  # noqa: PLC0415
+    """(SPX contracts the harness lists at the last step, of them inside main.py's option universe then, as the
+    harness models LEAN's selection with main.py's filter (QCAlgorithm.in_option_universe): the only contracts
+    LEAN would hand to on_data)."""
+    from tests.harness.lean_stub.enums import OptionStyle  # noqa: PLC0415
+    from tests.harness.lean_stub.option_universe import contract_symbol  # noqa: PLC0415
 
-    market = deployment.market
+    market, algorithm = deployment.market, deployment.algorithm
     index = len(market.steps) - 1
     listing = market.chain(index, underlying="SPX")
-    option_filter = getattr(getattr(deployment.algorithm, "_option", None), "option_filter", None)
-    if option_filter is None:
+    canonical = getattr(algorithm, "option_symbol", None)
+    if canonical is None:
         return len(listing), -1
-    window = universe_window(market, index, "SPX", option_filter)
-    today = market.steps[index].time.date()
-    first, last = today + option_filter.min_expiry, today + option_filter.max_expiry
     inside = [
         quote
         for quote in listing
-        if window is not None and window[0] <= quote.strike <= window[1] and first <= quote.expiry <= last
+        if algorithm.in_option_universe(
+            contract_symbol(canonical, quote.expiry, quote.strike, quote.right, OptionStyle.EUROPEAN), index
+        )
     ]
     return len(listing), len(inside)
 

@@ -3,7 +3,8 @@ rights, expiry range and strikes per strategy, not one rectangle around all of t
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +16,16 @@ from strategies.base import BOTH_RIGHTS, OptionReach, UniverseReach
 from strategies.lt112 import LT112, LT112Config
 from strategies.put_credit_spread import PutCreditSpread, PutCreditSpreadConfig
 from strategies.zero_dte import ZeroDte, ZeroDteConfig
+from tests.harness.lean_stub.enums import OptionStyle
+from tests.harness.lean_stub.option_universe import (
+    OptionFilterUniverse,
+    OptionUniverse,
+    UnderlyingData,
+    contract_symbol,
+)
+from tests.harness.market import SyntheticMarket
+from tests.harness.market_calendar import option_expiries
+from tests.harness.simulation import Deployment
 
 TODAY = date(2024, 1, 5)  # a Friday: the 0DTE weekday
 SPX = 4700.0
@@ -116,3 +127,32 @@ def test_keeps_is_the_union_of_the_reaches_and_inside_the_coarse_bounds(
         assert union.min_days <= days <= union.max_days
         # Strikes keeps `count` listed strikes beyond the one nearest the price: one step wider than the points
         assert -(union.strikes_below + 1) * step <= distance <= (union.strikes_above + 1) * step
+
+
+def test_keeper_takes_leans_expiry_datetime_and_a_decimal_like_strike() -> None:
+    """LEAN hands SecurityIdentifier.Date (a datetime at midnight) and StrikePrice (a decimal)."""
+    keep = _default_spx_reach().keeper(TODAY, SPX)
+    assert keep(Right.PUT, datetime(2024, 1, 5), Decimal("4700"))
+    assert not keep(Right.CALL, datetime(2024, 3, 5), Decimal("4700"))
+
+
+def test_main_counts_expiry_days_from_the_next_trading_day_when_selected_on_a_weekend() -> None:
+    """Monday's selection runs at Saturday 00:00 (OptionFilterUniverse.AdjustExpirationReferenceDate): main.py's
+    filter must count Monday's expiry as 0 days, as LEAN's Expiration does, or the 0DTE strikes are lost."""
+    deployment = Deployment(
+        seed=11, start=date(2024, 1, 3), end=date(2024, 1, 3), parameters={"underlying": "SPX"}
+    ).run()
+    algorithm = deployment.algorithm
+    canonical = algorithm.option_symbol
+    monday = date(2024, 1, 8)
+    data = [
+        OptionUniverse(contract_symbol(canonical, expiry, strike, right, OptionStyle.EUROPEAN))
+        for expiry in option_expiries(monday)
+        for strike in SyntheticMarket.strikes(SPX, "SPX")
+        for right in (Right.PUT, Right.CALL)
+    ]
+    universe = OptionFilterUniverse(data, UnderlyingData(canonical.underlying, SPX), datetime(2024, 1, 6))
+    kept = algorithm._option_universe(universe)
+    days = {(item.id.date.date() - monday).days for item in kept}
+    assert 0 in days, "Monday's 0DTE contracts"
+    assert all(day == 0 or day >= LT112Config().dte - LT112Config().dte_window for day in days), sorted(days)

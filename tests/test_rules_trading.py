@@ -18,6 +18,8 @@ from strategies.zero_dte import ZeroDte, ZeroDteConfig
 from tests.crash_drill import read_store
 from tests.fake_market import FakeView, position_from_plan
 from tests.harness.faults import CrashPlan, FaultPlan, LegFault
+from tests.harness.lean_stub.enums import OptionStyle
+from tests.harness.lean_stub.option_universe import contract_symbol
 from tests.harness.simulation import Deployment
 from tests.test_lt112 import CHAIN, FIRST_WED, with_naked_mid
 from tests.test_lt112 import RULES as LT112_RULES
@@ -212,16 +214,37 @@ def _skewed_five_delta_put(spot: float) -> float:
     return strike_for_delta(spot, 0.05, Right.PUT, 0.28, 120 / 365)
 
 
+def _subscribed(deployment: Deployment, underlying: str) -> list[tuple[int, Right, float]]:
+    """(days to expiry, right, strike) of every listed contract inside main.py's option universe at the run's
+    last step before the close (today's expiry still trades), as the harness models LEAN's selection
+    (QCAlgorithm.in_option_universe)."""
+    market, algorithm = deployment.market, deployment.algorithm
+    index = len(market.steps) - 2
+    today = market.steps[index].time.date()
+    canonical = algorithm.option_symbol
+    found = []
+    for quote in market.chain(index, underlying=underlying):
+        symbol = contract_symbol(canonical, quote.expiry, quote.strike, quote.right, OptionStyle.AMERICAN)
+        if algorithm.in_option_universe(symbol, index):
+            found.append(((quote.expiry - today).days, quote.right, quote.strike))
+    return found
+
+
+def _assert_reaches_the_5_delta_put_at_120_dte(deployment: Deployment, underlying: str) -> None:
+    assert deployment.runtime_error is None
+    spot = deployment.market.level(len(deployment.market.steps) - 2, underlying)
+    subscribed = _subscribed(deployment, underlying)
+    lt112 = LT112Config()
+    windows = {days for days, right, _ in subscribed if right == Right.PUT and days >= lt112.dte - lt112.dte_window}
+    assert windows, "no LT112 expiry subscribed"
+    for days in windows:
+        lowest = min(strike for d, right, strike in subscribed if d == days and right == Right.PUT)
+        assert lowest <= _skewed_five_delta_put(spot), f"{days} DTE puts reach down to {lowest} only"
+
+
 def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spy() -> None:
     deployment = Deployment(seed=11, start=date(2024, 1, 3), end=date(2024, 1, 3)).run()
-    algorithm = deployment.algorithm
-    option_filter = algorithm.securities[algorithm.option_symbol].option_filter
-    spot = deployment.market.steps[0].price
-    needed = spot - _skewed_five_delta_put(spot)  # $1 strikes: one per point
-    assert -option_filter.min_strike >= needed, (
-        f"filter lists {-option_filter.min_strike} strikes below, needs {needed:.0f}"
-    )
-    assert option_filter.max_expiry.days >= 120 + LT112Config().dte_window
+    _assert_reaches_the_5_delta_put_at_120_dte(deployment, "SPY")
 
 
 def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spx() -> None:
@@ -229,13 +252,27 @@ def test_the_option_subscription_reaches_the_5_delta_put_at_120_dte_for_spx() ->
     deployment = Deployment(
         seed=11, start=date(2024, 1, 3), end=date(2024, 1, 3), parameters={"underlying": "SPX"}
     ).run()
+    _assert_reaches_the_5_delta_put_at_120_dte(deployment, "SPX")
+
+
+def test_the_option_subscription_is_the_union_of_each_strategys_reach_not_one_rectangle() -> None:
+    """SPX with the default strategies: LT112's puts in its DTE window and today's 0DTE strikes both sides, and
+    nothing else (one rectangle around both held every right, every expiry and the widest strikes)."""
+    deployment = Deployment(
+        seed=11, start=date(2024, 1, 3), end=date(2024, 1, 3), parameters={"underlying": "SPX"}
+    ).run()
     assert deployment.runtime_error is None
-    algorithm = deployment.algorithm
-    option_filter = algorithm.securities[algorithm.option_symbol].option_filter
-    spot = deployment.market.level(0, "SPX")
-    needed = (spot - _skewed_five_delta_put(spot)) / STRIKE_STEP["SPX"]
-    assert -option_filter.min_strike >= needed, f"{-option_filter.min_strike} strikes below, needs {needed:.0f}"
-    assert option_filter.max_expiry.days >= 120 + LT112Config().dte_window
+    subscribed = _subscribed(deployment, "SPX")
+    lt112, zero_dte = LT112Config(), ZeroDteConfig()
+    calls = {days for days, right, _ in subscribed if right == Right.CALL}
+    assert calls == {0}, f"calls subscribed at {sorted(calls)} days: only 0DTE trades calls"
+    put_days = {days for days, right, _ in subscribed if right == Right.PUT}
+    assert all(days == 0 or lt112.dte - lt112.dte_window <= days for days in put_days), sorted(put_days)
+    selected_at = deployment.market.level(0, "SPX")  # the selection's price on a run's first day
+    todays = [strike for days, _, strike in subscribed if days == 0]  # 3 % of spot plus a wing each side
+    assert selected_at * 0.94 < min(todays) <= selected_at * 0.97 - zero_dte.width_index_points
+    assert selected_at * 1.03 + zero_dte.width_index_points <= max(todays) < selected_at * 1.06
+    assert len(subscribed) < 1500, f"{len(subscribed)} contracts subscribed"
 
 
 def test_the_filter_reach_counts_spx_strikes_at_their_spacing() -> None:
