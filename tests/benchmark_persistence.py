@@ -22,10 +22,11 @@ Goals
 5. CPU: persistence <= 3 % of the engine's CPU over a simulated year of 1-minute bars, LEAN's cadence for
    main.py's minute subscriptions (quick: 2 weeks): the same harness run with the real StateStore and with an
    in-memory store that persists nothing (printed; a first run warms the harness's caches, then the two
-   alternate), judged on the CPU time spent inside the StateStore's calls (the whole-run difference is noisier
-   than the goal), less what reading the clock around each call costs by itself (calibrated in the same run:
-   timing_overhead). The files the harness writes for LEAN's Persist (inside our flushes or at its timer) are
-   counted and timed beside it: the floor under any persistence that writes every transition.
+   alternate), judged on the CPU time spent inside the StateStore's calls, less what reading the clock around
+   each call costs by itself (calibrated in the same run: timing_overhead), plus the files the harness writes
+   for LEAN's persistence timer outside those calls (persisting costs them too). The whole-run difference is
+   printed, not judged: on this shared machine it is noisier than the goal. The files written for LEAN's
+   Persist are counted and timed: the floor under any persistence that writes every transition.
 6. market step: the engine's per-minute cost (main.py on_data) with an SPX chain of the harness's size and
    positions open; printed (no target: it depends on the chain the harness lists).
 7. bounded maps: main.py's known LEAN symbols after the long run stay below a fixed bound.
@@ -446,10 +447,11 @@ class MemoryStore:
         return True
 
 
-def timed_store_class(base: type, spent: List[float]) -> type:
+def timed_store_class(base: type, spent: List[float], depth: Optional[List[int]] = None) -> type:
     """`base` (the StateStore) with the CPU time inside its public calls added to spent[0] and the number of
-    those calls to spent[1] (nested calls, e.g. the put inside audit, are counted once)."""
-    depth = [0]
+    those calls to spent[1] (nested calls, e.g. the put inside audit, are counted once). depth[0] > 0 while
+    inside one of them (shared with the disk-write counter)."""
+    depth = depth if depth is not None else [0]
 
     def timed(method: Callable[..., Any]) -> Callable[..., Any]:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -500,12 +502,14 @@ class HarnessRun:
     steps: int
     disk_writes: int = 0  # files the harness wrote for LEAN's Persist (inside our flushes or its own timer)
     disk_cpu: float = 0.0  # CPU seconds of those writes (timed runs only)
+    timer_disk_cpu: float = 0.0  # of them, the writes done outside the StateStore's calls (LEAN's timer)
     timing_cpu: float = 0.0  # what the timing itself cost (timed runs only): not part of the run's own CPU
 
 
-def _count_disk_writes(store: Any, tally: List[float]) -> None:
+def _count_disk_writes(store: Any, tally: List[float], depth: List[int]) -> None:
     """Count (tally[0]) and time (tally[1]) every file the harness's disk writes: LEAN's PersistData work,
-    whoever triggered it (our flush, or the persistence timer the harness stands in for at every step)."""
+    whoever triggered it (our flush, or the persistence timer the harness stands in for at every step);
+    tally[2]: the time of those written outside the StateStore's calls (depth[0] == 0), i.e. at the timer."""
     disk = store.disk
     write = disk.write
 
@@ -514,8 +518,11 @@ def _count_disk_writes(store: Any, tally: List[float]) -> None:
         try:
             write(key, data)
         finally:
+            elapsed = time.process_time() - start
             tally[0] += 1
-            tally[1] += time.process_time() - start
+            tally[1] += elapsed
+            if depth[0] == 0:
+                tally[2] += elapsed
 
     disk.write = counted
 
@@ -546,15 +553,16 @@ def harness_run(
     module = sys.modules[cls.__module__]
     original = module.StateStore  # type: ignore[attr-defined]
     spent = [0.0, 0.0]  # CPU seconds inside the store's calls, number of calls
+    depth = [0]  # > 0 while inside one of the store's calls
     overhead = timing_overhead() if timed else 0.0
     if not persist:
         module.StateStore = MemoryStore  # type: ignore[attr-defined]
     elif timed:
-        module.StateStore = timed_store_class(original, spent)  # type: ignore[attr-defined]
+        module.StateStore = timed_store_class(original, spent, depth)  # type: ignore[attr-defined]
     deployment = _deployment(weeks, step_minutes, "SPY")
-    disk_tally = [0.0, 0.0]
+    disk_tally = [0.0, 0.0, 0.0]
     if timed:
-        _count_disk_writes(deployment.store, disk_tally)
+        _count_disk_writes(deployment.store, disk_tally, depth)
     quarters: Dict[int, Tuple[int, int, int]] = {}
     first_day = deployment.start
     original_flush = deployment.flush_store
@@ -590,7 +598,8 @@ def harness_run(
     store_cpu = max(0.0, spent[0] - spent[1] * overhead)
     steps = len(deployment.market.steps)
     timing_cpu = spent[1] * overhead
-    return HarnessRun(cpu, store_cpu, quarters, symbols, steps, int(disk_tally[0]), disk_tally[1], timing_cpu)
+    disks = (int(disk_tally[0]), disk_tally[1], disk_tally[2])
+    return HarnessRun(cpu, store_cpu, quarters, symbols, steps, *disks, timing_cpu=timing_cpu)
 
 
 def _facts(snapshot: Any) -> Tuple[Any, ...]:
@@ -730,23 +739,28 @@ def report_cpu_share(quick: bool) -> str:
             without.append(harness_run(cpu_weeks, persist=False, step_minutes=1, sample=False).cpu)
     a, b = statistics.median(r.cpu - r.timing_cpu for r in timed_runs), statistics.median(without)
     inside = statistics.median(r.store_cpu / r.cpu for r in timed_runs)
+    persisting = statistics.median((r.store_cpu + r.timer_disk_cpu) / r.cpu for r in timed_runs)
     share = (a - b) / a
     writes = statistics.median(r.disk_writes for r in timed_runs)
     write_cost = statistics.median(r.disk_cpu / max(1, r.disk_writes) for r in timed_runs)
     write_share = statistics.median(r.disk_cpu / r.cpu for r in timed_runs)
-    # judged on the CPU measured inside the store's calls: the with/without difference of two whole runs is
-    # printed beside it, but on a shared machine its noise (several %) is larger than the figure itself
-    ok = inside <= CPU_SHARE
+    # judged on the CPU measured inside the store's calls plus the files LEAN's timer writes for it outside them
+    # (persisting costs those writes too, whoever triggers them): the with/without difference of two whole runs
+    # is printed beside it, but on a shared machine its noise (several %) is larger than the figure itself
+    ok = persisting <= CPU_SHARE
     print(
         f"\n5. CPU of {cpu_weeks} simulated weeks of 1-minute bars (medians of {cpu_pairs}): with the StateStore "
-        f"{a:.2f} s, with an in-memory store that persists nothing {b:.2f} s -> difference {share:+.1%}; inside "
-        f"the StateStore's calls {inside:.1%} of the run   <= {CPU_SHARE:.0%} {_verdict(ok)}"
+        f"{a:.2f} s, with an in-memory store that persists nothing {b:.2f} s -> difference {share:+.1%}"
     )
     print(
         f"   the harness wrote {writes:,.0f} files for LEAN's Persist (in our flushes or at its timer), "
         f"{write_cost * US:.0f} us CPU each: {write_share:.1%} of the run by themselves"
     )
-    return "" if ok else f"persistence is {inside:.1%} of CPU"
+    print(
+        f"   inside the StateStore's calls {inside:.1%} of the run; with the files the timer wrote outside them "
+        f"{persisting:.1%}   <= {CPU_SHARE:.0%} {_verdict(ok)}"
+    )
+    return "" if ok else f"persistence is {persisting:.1%} of CPU"
 
 
 # -- report -------------------------------------------------------------------------------------------------------
