@@ -91,6 +91,14 @@ def sealed_frame(data: bytes) -> Optional[SealedFrame]:
     proves the bytes are the ones sealed (no torn write, no edit without a new checksum); it does not prove
     the body is a valid record: a body is decoded, parsed and checked before it is used (`open_sealed`,
     loader.py). Linear time: one rfind, one anchored match, one sha256."""
+    frame = sealed_tail(data)
+    return frame if frame is not None and sealed_checksum_matches(data, frame) else None
+
+
+def sealed_tail(data: bytes) -> Optional[SealedFrame]:
+    """`sealed_frame` without the checksum: what the fields after the body say, when they are exactly as `seal`
+    writes them. NOT a proof of anything: it only orders a record's slots (the loader verifies the checksum,
+    `sealed_checksum_matches`, of a slot before it uses it). One rfind and one anchored match."""
     if not data.startswith(_BODY_START_BYTES):
         return None
     end = data.rfind(_CHECKSUM_MARK_BYTES)
@@ -98,14 +106,19 @@ def sealed_frame(data: bytes) -> Optional[SealedFrame]:
     if match is None:
         return None
     checksum, saved_at, schema, seq_text, version_text = match.groups()  # ASCII by the pattern
-    seq, version = int(seq_text), int(version_text)
+    seq = int(seq_text)
     if seq > MAX_SEQ:
         return None
-    digest = hashlib.sha256(b"%s\n%d\n%d\n" % (schema, version, seq))  # checksum_of's header
+    return (seq, schema.decode(), int(version_text), end, checksum, saved_at)
+
+
+def sealed_checksum_matches(data: bytes, frame: SealedFrame) -> bool:
+    """Whether the checksum in `frame` (sealed_tail of `data`) is the sha256 of checksum_of over the body's
+    exact bytes: the bytes are then the ones sealed (no torn write, no edit without a new checksum)."""
+    seq, schema, version, end, checksum, _ = frame
+    digest = hashlib.sha256(b"%s\n%d\n%d\n" % (schema.encode(), version, seq))  # checksum_of's header
     digest.update(memoryview(data)[len(_BODY_START_BYTES) : end])  # and the body's bytes
-    if digest.hexdigest().encode() != checksum:
-        return None
-    return (seq, schema.decode(), version, end, checksum, saved_at)
+    return digest.hexdigest().encode() == checksum
 
 
 def open_sealed(data: bytes, frame: SealedFrame) -> Envelope:
@@ -213,5 +226,7 @@ __all__ = [
     "parse_json",
     "seal",
     "sealed_body",
+    "sealed_checksum_matches",
     "sealed_frame",
+    "sealed_tail",
 ]

@@ -15,11 +15,15 @@ What counts as bad (each one is handed to quarantine.py, logged once with the ke
 The original is never deleted or overwritten: its key is reported in `LoadOutcome.blocked` and the store
 writes around it (spare slots). Work is bounded: one read and at most one bounded parse per slot.
 
-Which slots are parsed: every slot is read, and one that is not exactly a sealed text whose checksum matches
-(envelope.sealed_frame: a torn, bit-rotten, edited or foreign value) is fully opened and, being bad,
-quarantined. Of the sealed slots, the newest is parsed, decoded and checked; an older sealed slot is parsed
-only when every newer one failed. An older sealed slot behind a valid version is never used as state and is
-not parsed (so a hand-sealed impossible body there is not reported; the record's next save replaces it).
+Which slots are verified and parsed: every slot is read. One whose fields after the body are not exactly as
+`seal` writes them (envelope.sealed_tail: a torn, truncated, re-laid-out or foreign value) is fully opened
+and, being bad, quarantined. The others are taken newest first by the seq their tail states: the newest has
+its checksum verified (a mismatch: fully opened, and quarantined as a bad checksum), then is parsed, decoded
+and checked; an older slot is verified and parsed only when every newer one failed. An older slot behind a
+valid version is never used as state and is neither verified nor parsed: a bit-rotten or hand-edited body
+there (with its tail intact) is not reported, nor a hand-sealed impossible one; the record's next save
+replaces that slot (the store writes to the slot that does not hold the loaded version). No unverified byte
+is ever used: a slot is state only after its checksum matched and its body passed every check.
 """
 
 from __future__ import annotations
@@ -41,7 +45,14 @@ from core.records import (
 from persistence.archive import ArchiveRecord
 from persistence.bounds import MAX_VALUE_CHARS
 from persistence.codec import RecordError, from_body
-from persistence.envelope import EnvelopeError, SealedFrame, open_envelope, sealed_body, sealed_frame
+from persistence.envelope import (
+    EnvelopeError,
+    SealedFrame,
+    open_envelope,
+    sealed_body,
+    sealed_checksum_matches,
+    sealed_tail,
+)
 from persistence.keys import (
     ALL_SLOTS,
     EXTENSION,
@@ -138,11 +149,7 @@ def load_namespace(
         result.quarantined.append(quarantine.add(key, data, reason))
 
     reader = _SlotReader(port, bad, check)
-    manifest_candidates = [
-        candidate
-        for slot, key in manifest_slots.items()
-        if (candidate := reader.read(key, slot, (MANIFEST_SCHEMA, None))) is not None
-    ]
+    manifest_candidates = reader.read_record(None, MANIFEST_SCHEMA, manifest_slots)
     if manifest_candidates:
         seq, slot, manifest, _ = max(manifest_candidates, key=_seq_of)
         outcome.manifest = manifest
@@ -233,17 +240,28 @@ def _settle_archive_and_manifest(outcome: LoadOutcome, record_slots: Dict[str, D
             del outcome.records[name]
             outcome.leftover_keys.extend(k for k in record_slots[name].values() if k not in outcome.blocked)
 
-    for name, listed_seq in sorted(outcome.manifest.items()):
-        outcome.seq_floor[name] = max(outcome.seq_floor.get(name, 0), listed_seq)
-        if name in outcome.records:
-            if outcome.slots[name].seq < listed_seq:
+    records, slots, seq_floor = outcome.records, outcome.slots, outcome.seq_floor
+    for name, listed_seq in outcome.manifest.items():
+        if seq_floor.get(name, 0) < listed_seq:
+            seq_floor[name] = listed_seq
+        if name in records:
+            if slots[name].seq < listed_seq:
                 result.stale.append(name)
         elif retired.get(name, -1) < listed_seq:
             result.lost.append(name)
+    result.stale.sort()
+    result.lost.sort()
 
-    for name, record in outcome.records.items():
-        result.seqs[name] = outcome.slots[name].seq
-        _file_result(result, record)
+    seqs, groups, positions = result.seqs, result.groups, result.positions
+    for name, record in records.items():
+        seqs[name] = slots[name].seq
+        # the two kinds there are thousands of, filed inline (start-up speed); records are of their exact type
+        if type(record) is OrderGroupRecord:
+            groups[record.group_id] = record
+        elif type(record) is PositionRecord:
+            positions[record.position_id] = record
+        else:
+            _file_result(result, record)
     result.retired_leftovers = sorted(outcome.leftover_keys)
 
 
@@ -274,27 +292,24 @@ class _SlotReader:
         self._check = check
         self._read = stored_bytes_reader(port)
 
-    def read(self, key: str, slot: str, expected: Tuple[str, Optional[str]]) -> Optional[_Candidate]:
-        """`expected` is (schema, record name); name None = the manifest."""
-        data = self._fetch(key)
-        return None if data is None else self._checked(key, data, slot, expected, None)
-
-    def read_record(self, name: str, schema: str, slots: Dict[str, str]) -> List[_Candidate]:
-        """The valid candidates of one record's slots. Every slot is read once. A slot that is not exactly a
-        sealed text with a matching checksum (envelope.sealed_frame) is fully opened and checked now (a torn,
-        edited or foreign value is quarantined). Sealed slots are then parsed, decoded and checked newest
-        first, stopping at the first valid one: a sealed slot older than the loaded version is never used as
-        state, so its body is not parsed (the store's next save of the record replaces it; were the newer slot
-        bad, the older one would be parsed and checked here before use). This halves the parsing at start-up,
-        where every record has two slots. `slots` lists the slots in slot order (_sort_keys builds it from
-        sorted keys), which is the order equal seqs are taken in."""
+    def read_record(self, name: Optional[str], schema: str, slots: Dict[str, str]) -> List[_Candidate]:
+        """The valid candidates of one record's slots (`name` None: the manifest's). Every slot is read once.
+        A slot whose tail is not exactly as `seal` writes it (envelope.sealed_tail) is fully opened and checked
+        now (a torn or foreign value is quarantined). The others are taken newest first by the seq their tail
+        states, stopping at the first valid one: its checksum is verified (a mismatch takes the full path,
+        which quarantines it or reads the same JSON written with other spacing), then its body is parsed,
+        decoded and checked. A slot older than the loaded version is never used as state, so it is neither
+        verified nor parsed (the store's next save of the record replaces it; were the newer slot bad, the
+        older one would be verified, parsed and checked here before use). This halves the hashing and the
+        parsing at start-up, where every record has two slots. `slots` lists the slots in slot order
+        (_sort_keys builds it from sorted keys), which is the order equal seqs are taken in."""
         candidates: List[_Candidate] = []
         sealed: List[Tuple[int, str, str, bytes, SealedFrame]] = []
         for slot, key in slots.items():
             data = self._fetch(key)
             if data is None:
                 continue
-            frame = sealed_frame(data) if len(data) <= MAX_VALUE_CHARS else None
+            frame = sealed_tail(data) if len(data) <= MAX_VALUE_CHARS else None
             if frame is not None and frame[1] == schema:
                 sealed.append((frame[0], slot, key, data, frame))
                 continue
@@ -306,7 +321,10 @@ class _SlotReader:
         for seq, slot, key, data, frame in sealed:
             if candidates and max(candidate[0] for candidate in candidates) >= seq:
                 break  # older than a valid version: not state, left as it is
-            candidate = self._checked(key, data, slot, (schema, name), frame)
+            # the checksum is verified here, before use: one that does not match takes the full path, which
+            # says why (and quarantines it) or reads the same JSON written with other spacing
+            verified = frame if sealed_checksum_matches(data, frame) else None
+            candidate = self._checked(key, data, slot, (schema, name), verified)
             if candidate is not None:
                 candidates.append(candidate)
         return candidates

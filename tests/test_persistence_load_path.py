@@ -7,9 +7,9 @@
 - envelope: a sealed body is parsed by json's scanner directly, exactly as json.loads parses it (property test);
 - envelope: `sealed_frame` reads a text exactly as `seal` wrote it, checksum verified, without parsing the body;
   any other text (a changed byte, another layout) gets None and takes the full check;
-- loader: of a record's two slots only the newest sealed one is parsed; an older sealed slot behind a valid
-  one is not (it is never used as state); a damaged older slot is still quarantined, and an older slot is
-  parsed and checked before use when the newer one is bad;
+- loader: of a record's two slots only the newest is verified and parsed; an older slot behind a valid one is
+  neither (it is never used as state; a torn or foreign one is still quarantined), and an older slot is
+  verified, parsed and checked before use when the newer one is bad;
 - store: the load runs with the cyclic garbage collector paused, and restores it as it was.
 """
 
@@ -281,16 +281,53 @@ def test_an_older_slot_is_parsed_and_checked_when_the_newer_is_bad() -> None:
     assert {entry.key for entry in loaded.quarantined} == {LIVE.record_key("group-g1", s) for s in "ab"}
 
 
-def test_a_damaged_older_slot_is_still_quarantined_and_the_newer_loads() -> None:
+def test_a_damaged_older_slot_behind_a_valid_one_is_not_state_and_the_next_save_replaces_it() -> None:
+    """Bit rot in the body of the older slot, its tail intact: that slot is never used as state, so its checksum
+    is not verified and it is not reported (it was quarantined before the start-up path read older slots by
+    their tail only); the next save of the record overwrites it."""
     disk = _store_with_two_slots()
     older = LIVE.record_key("group-g1", "a")
     damaged = disk.read_bytes(older).replace(b'"first"', b'"fiRst"')  # bit rot: the checksum no longer fits
     disk.save_bytes(older, damaged)
     disk.flush()
+    state, loaded = _load(disk)
+    assert loaded.groups["g1"].decision is None and loaded.seqs["group-g1"] == 2 and loaded.quarantined == []
+    assert state.put(replace(group("g1"), decision="next")) and state.flush()
+    assert b'"fiRst"' not in SimulatedObjectStore(disk=disk.disk).read_bytes(older)
+    _, again = _load(disk)
+    assert again.groups["g1"].decision == "next" and again.seqs["group-g1"] == 3
+
+
+def test_a_damaged_newer_slot_is_quarantined_and_the_older_is_verified_before_use() -> None:
+    disk = _store_with_two_slots()
+    newer, older = (LIVE.record_key("group-g1", slot) for slot in "ba")
+    disk.save_bytes(newer, disk.read_bytes(newer).replace(b'"run_id":"', b'"run_id":"X'))  # tail intact, seq 2
+    disk.flush()
     _, loaded = _load(disk)
-    assert loaded.groups["g1"].decision is None
+    assert loaded.groups["g1"].decision == "first" and loaded.seqs["group-g1"] == 1  # the verified older one
     (entry,) = loaded.quarantined
-    assert entry.key == older and "bad checksum" in entry.reason
+    assert entry.key == newer and "bad checksum" in entry.reason
+    # both damaged: the older is verified once the newer failed, and nothing unverified is loaded
+    disk.save_bytes(older, disk.read_bytes(older).replace(b'"first"', b'"fiRst"'))
+    disk.flush()
+    _, loaded = _load(disk)
+    assert "g1" not in loaded.groups and loaded.lost == ["group-g1"]
+    assert {entry.key for entry in loaded.quarantined} == {newer, older}
+    assert all("bad checksum" in entry.reason for entry in loaded.quarantined)
+
+
+def test_a_torn_or_foreign_older_slot_is_still_quarantined() -> None:
+    """Only an intact tail lets an older slot go unread: a torn (truncated) value, or a foreign one, is opened and
+    quarantined whatever its age."""
+    for damage in ("torn", "foreign"):
+        disk = _store_with_two_slots()
+        older = LIVE.record_key("group-g1", "a")
+        text = disk.read_bytes(older)
+        disk.save_bytes(older, text[: len(text) // 2] if damage == "torn" else b'{"body":{},"note":"research"}')
+        disk.flush()
+        _, loaded = _load(disk)
+        assert loaded.groups["g1"].decision is None and loaded.seqs["group-g1"] == 2
+        assert [entry.key for entry in loaded.quarantined] == [older]
 
 
 def test_the_newer_sealed_slot_wins_whatever_the_slot_order() -> None:
