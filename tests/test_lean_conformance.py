@@ -71,6 +71,20 @@ def test_algorithm_id_is_empty_during_initialize_and_set_before_on_warmup_finish
         assert deployment.algorithm.seen == [("initialize", ""), ("warmup", run_id)]
 
 
+def test_utc_time_is_the_time_keepers_utc_of_each_time_update() -> None:
+    """Algorithm/QCAlgorithm.cs `UtcTime` returns Common/TimeKeeper.cs `UtcTime`, the instant of the current time
+    update; `Time` is the same instant in New York (EST in January: UTC-5), on every slice."""
+
+    class Algo(_Spy):
+        def on_data(self, data: Any) -> None:
+            self.seen.append((self.time, self.utc_time))
+
+    seen = _deploy(Algo).algorithm.seen
+    assert len(seen) > 10
+    assert all(utc - local == timedelta(hours=5) for local, utc in seen)
+    assert len({utc for _, utc in seen}) == len(seen), "a new UtcTime at every slice"
+
+
 def test_combo_legs_must_be_a_ratio_with_gcd_one() -> None:
     """Algorithm/QCAlgorithm.Trading.cs `CheckComboOrderSizing` (from `SubmitComboOrder`): ArgumentException when
     the GCD of the leg quantities is not 1; legs give the ratio, the combo quantity the size."""

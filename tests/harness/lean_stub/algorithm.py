@@ -90,6 +90,7 @@ class QCAlgorithm(Charting):
         env = _PENDING[-1]
         self._env = env
         self._time: datetime = env.now
+        self._utc_time: datetime = self.to_utc(self._time)
         self._step_index: Optional[int] = env.market.index_at_or_before(env.now)
         self.is_warming_up = True
         self.live_mode = env.live_mode
@@ -130,7 +131,9 @@ class QCAlgorithm(Charting):
 
     @property
     def utc_time(self) -> datetime:
-        return self.to_utc(self._time)
+        """Algorithm/QCAlgorithm.cs `UtcTime` reads the TimeKeeper's stored UtcTime (Common/TimeKeeper.cs), set
+        with the local time on each time update: converted once per update here too, not on every read."""
+        return self._utc_time
 
     @staticmethod
     def to_utc(moment: datetime) -> datetime:
@@ -138,6 +141,7 @@ class QCAlgorithm(Charting):
 
     def _set_time(self, moment: datetime, index: Optional[int] = None) -> None:
         self._time = moment
+        self._utc_time = self.to_utc(moment)
         self._step_index = index if index is not None else self._env.market.index_at_or_before(moment)
 
     def in_option_universe(self, symbol: Symbol, index: int) -> bool:
