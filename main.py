@@ -33,7 +33,7 @@ from engine.limits import record_limits
 from core.params import Params
 from core.selection import REFERENCE_PRICE
 from strategies import build_strategies
-from strategies.base import UniverseReach
+from strategies.base import universe_price, universe_reach
 from core.ports import EventStatus, LegSpec, OptionQuote, OrderEventData, SubmittedOrder
 
 # LEAN order status -> the engine's event status (LEAN's None status never reaches the algorithm)
@@ -628,9 +628,9 @@ class CrashSafeTemplate(QCAlgorithm):
         trading day: AdjustExpirationReferenceDate), then Contracts keeps what lies inside a strategy's reach."""
         hours, day, data = self._option.exchange.hours, universe.local_time, universe.underlying
         day = day if hours.is_date_open(day) else hours.get_next_trading_day(day)
-        price = None if data is None else float(data.price)
+        price = universe_price(None if data is None else data.price)
         spot = price or REFERENCE_PRICE.get(self.underlying_ticker, 1000.0)  # no price: strikes are not judged
-        reach = UniverseReach.of([s.option_reach(spot) for s in self._strategies if s.enabled], self.underlying_ticker)
+        reach = universe_reach(self._strategies, spot, self.underlying_ticker, self._log)
         keep = reach.keeper(day.date(), price)
         universe.strikes(-reach.strikes_below, reach.strikes_above).expiration(reach.min_days, reach.max_days)
         universe.contracts(lambda d: [c for c in d if keep(_right(c.id.option_right), c.id.date, c.id.strike_price)])

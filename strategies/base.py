@@ -20,11 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Callable, ClassVar, FrozenSet, Generic, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, ClassVar, FrozenSet, Generic, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from core.contracts import OPTION_MULTIPLIER, REGULAR_CLOSE
 from core.params import ParameterGetter, Params, fraction, read_config, require
-from core.ports import LegSpec, MarketView, OptionQuote
+from core.ports import LegSpec, LogPort, MarketView, OptionQuote
 from core.records import PositionRecord, Right, StrategyStateRecord
 from core.selection import STRIKE_STEP, listed_strikes
 
@@ -118,6 +118,31 @@ class UniverseReach:
     def keeper(self, reference: date, price: Optional[float]) -> Callable[[Right, date, float], bool]:
         """`keeps` for one selection: (right, expiry, strike) -> inside a reach."""
         return lambda right, expiry, strike: self.keeps(right, expiry, strike, reference, price)
+
+
+def universe_price(value: Any) -> Optional[float]:
+    """The underlying price an option universe selection carries, or None when it has none that can be used (no
+    underlying row, zero, not a finite number): strikes are then not judged (UniverseReach.keeps)."""
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        return None
+    return price if math.isfinite(price) and price > 0 else None
+
+
+def universe_reach(strategies: Iterable[Strategy[Any]], spot: float, underlying: str, log: LogPort) -> UniverseReach:
+    """UniverseReach of the enabled strategies at `spot`. LEAN runs the option filter function inside its
+    universe selection, where an exception stops the algorithm: a strategy whose option_reach raises is logged
+    and left out of the union, so it can choose no contract that day and cannot enter; the others go on."""
+    reaches = []
+    for strategy in strategies:
+        if not strategy.enabled:
+            continue
+        try:
+            reaches.append(strategy.option_reach(spot))
+        except Exception as error:
+            log.error(f"{strategy.strategy_id}: option_reach failed ({error!r}); none of its contracts subscribed")
+    return UniverseReach.of(reaches, underlying)
 
 
 @dataclass(frozen=True)

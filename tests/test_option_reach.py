@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.params import Params
+from core.ports import ListLog
 from core.records import Right
 from core.selection import STRIKE_STEP, strike_for_delta
-from strategies.base import BOTH_RIGHTS, OptionReach, UniverseReach
+from strategies.base import BOTH_RIGHTS, OptionReach, UniverseReach, universe_price, universe_reach
 from strategies.lt112 import LT112, LT112Config
 from strategies.put_credit_spread import PutCreditSpread, PutCreditSpreadConfig
 from strategies.zero_dte import ZeroDte, ZeroDteConfig
@@ -156,3 +157,29 @@ def test_main_counts_expiry_days_from_the_next_trading_day_when_selected_on_a_we
     days = {(item.id.date.date() - monday).days for item in kept}
     assert 0 in days, "Monday's 0DTE contracts"
     assert all(day == 0 or day >= LT112Config().dte - LT112Config().dte_window for day in days), sorted(days)
+
+
+class _BrokenReach(ZeroDte):
+    def option_reach(self, spot: float) -> OptionReach:
+        raise ZeroDivisionError("a forked strategy's bug")
+
+
+def test_a_strategy_whose_reach_raises_is_logged_and_left_out_of_the_union() -> None:
+    """LEAN runs the filter function inside universe selection, where an exception stops the algorithm: the
+    failing strategy subscribes nothing (so it cannot enter) and the others keep their contracts."""
+    market = Params(underlying="SPX")
+    log = ListLog()
+    reach = universe_reach((LT112(LT112Config(), market), _BrokenReach(ZeroDteConfig(), market)), SPX, "SPX", log)
+    assert len(log.errors) == 1 and "option_reach failed" in log.errors[0] and "ZeroDivisionError" in log.errors[0]
+    assert not _keeps(reach, Right.CALL, 0, SPX), "the broken 0DTE's contracts are not subscribed"
+    assert _keeps(reach, Right.PUT, 120, SPX - 200), "LT112's still are"
+
+
+def test_a_selection_without_a_usable_underlying_price_does_not_judge_strikes() -> None:
+    for unusable in (None, 0, -5.0, float("nan"), float("inf"), "x"):
+        assert universe_price(unusable) is None
+    assert universe_price(Decimal("4700.5")) == 4700.5
+    reach = _default_spx_reach()
+    far_put = SPX * 0.5
+    assert reach.keeps(Right.PUT, TODAY + timedelta(days=120), far_put, TODAY, universe_price(0)), "not judged"
+    assert not reach.keeps(Right.PUT, TODAY + timedelta(days=120), far_put, TODAY, universe_price(SPX))
