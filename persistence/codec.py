@@ -482,9 +482,10 @@ class _DecoderSource:
             self.add(indent, f"{v} = {self.name('parsed', index, _PARSED_TIMES[tp])}[{v}]")  # raises if refused
         elif tp is Decimal:
             self.add(indent, f"{v} = {self.name('decimal', index, _decode_decimal)}({v})")
-        elif _exact_items(tp) is not None:
-            only = self.name("only", index, frozenset({_exact_items(tp)}))
-            self.add(indent, f"if type({v}) is not list or not {only}.issuperset(map(type, {v})): raise Mismatch")
+        elif (items := _exact_items(tp)) is not None:  # ids and keys: short lists, checked item by item
+            self.add(indent, f"if type({v}) is not list: raise Mismatch")
+            self.add(indent, f"for item in {v}:")
+            self.add(indent + 1, f"if type(item) is not {items.__name__}: raise Mismatch")
             self.add(indent, f"{v} = tuple({v})")
         elif _many_items(tp) is not None:  # Tuple[X, ...] of records: the items' own decoders, no call between
             self.add(indent, f"if type({v}) is not list: raise Mismatch")

@@ -65,7 +65,7 @@ from persistence.keys import (
 from persistence.migrations import MigrationError, upgrade
 from persistence.ports import ObjectStorePort
 from persistence.quarantine import Quarantine, QuarantineBudget, QuarantineEntry
-from persistence.schemas import MANIFEST_SCHEMA, MANIFEST_VERSION, SCHEMA_TYPES, schema_for_name
+from persistence.schemas import CURRENT_VERSION, MANIFEST_SCHEMA, MANIFEST_VERSION, SCHEMA_TYPES, schema_for_name
 from persistence.validation import RecordCheck, check_record
 
 StoredRecord = Union[Record, ArchiveRecord]
@@ -305,80 +305,70 @@ class _SlotReader:
         (_sort_keys builds it from sorted keys), which is the order equal seqs are taken in."""
         candidates: List[_Candidate] = []
         sealed: List[Tuple[int, str, str, bytes, SealedFrame]] = []
+        read = self._read
         for slot, key in slots.items():
-            data = self._fetch(key)
-            if data is None:
+            try:
+                data = read(key)
+            except Exception as error:
+                self._bad(key, None, f"unreadable (read raised {type(error).__name__}: {str(error)[:200]})")
                 continue
             frame = sealed_tail(data) if len(data) <= MAX_VALUE_CHARS else None
             if frame is not None and frame[1] == schema:
                 sealed.append((frame[0], slot, key, data, frame))
                 continue
-            candidate = self._checked(key, data, slot, (schema, name), None)
+            candidate = self._checked(key, data, slot, schema, name, frame=None)
             if candidate is not None:
                 candidates.append(candidate)
-        if len(sealed) > 1:
-            sealed.sort(key=_newest_first)  # stable: equal seqs keep slot order, as max() did
+        if len(sealed) == 2:  # the usual two slots: newest first; equal seqs keep slot order, as max() did
+            if sealed[1][0] > sealed[0][0]:
+                sealed.reverse()
+        elif len(sealed) > 2:
+            sealed.sort(key=_newest_first)  # stable, as above
         for seq, slot, key, data, frame in sealed:
             if candidates and max(candidate[0] for candidate in candidates) >= seq:
                 break  # older than a valid version: not state, left as it is
             # the checksum is verified here, before use: one that does not match takes the full path, which
             # says why (and quarantines it) or reads the same JSON written with other spacing
             verified = frame if sealed_checksum_matches(data, frame) else None
-            candidate = self._checked(key, data, slot, (schema, name), verified)
+            candidate = self._checked(key, data, slot, schema, name, frame=verified)
             if candidate is not None:
                 candidates.append(candidate)
         return candidates
 
-    def _fetch(self, key: str) -> Optional[bytes]:
-        try:
-            return self._read(key)
-        except Exception as error:
-            self._bad(key, None, f"unreadable (read raised {type(error).__name__}: {str(error)[:200]})")
-            return None
-
     def _checked(
-        self,
-        key: str,
-        data: bytes,
-        slot: str,
-        expected: Tuple[str, Optional[str]],
-        frame: Optional[SealedFrame],
+        self, key: str, data: bytes, slot: str, schema: str, name: Optional[str], *, frame: Optional[SealedFrame]
     ) -> Optional[_Candidate]:
+        """The candidate of one slot that `schema` and `name` (None: the manifest) expect, or None when it is
+        bad (then reported). `frame`: the bytes' sealed frame, checksum verified (only the body is then parsed);
+        None: the full path, open_envelope."""
         try:
-            return self._decode(data, slot, expected, frame)
+            if frame is not None:
+                seq, stored_schema, version = frame[0], frame[1], frame[2]
+                stored_body = sealed_body(data, frame)
+            else:
+                envelope = open_envelope(_text_of(data))
+                seq, stored_schema, version = envelope.seq, envelope.schema, envelope.version
+                stored_body = envelope.body
+            if stored_schema != schema:
+                raise RecordError(f"schema {stored_schema!r} does not match the key (expects {schema!r})")
+            if name is None:
+                return seq, slot, _manifest_body(version, stored_body), False
+            if version == CURRENT_VERSION.get(schema):  # what this code wrote: no upgrade step to look for
+                body, migrated = stored_body, False
+            else:
+                body, migrated = upgrade(schema, version, stored_body)
+            record: Any = from_body(SCHEMA_TYPES[schema], body)
+            if record.record_name != name:
+                raise RecordError(f"the record names itself {record.record_name!r}, the key says {name!r}")
+            problem = self._check(record)
+            if problem is not None:
+                raise RecordError(f"impossible {schema} record: {problem}")
+            return seq, slot, record, migrated
         except (EnvelopeError, MigrationError, RecordError) as error:
             self._bad(key, data, str(error)[:400])
         except Exception as error:  # a bug or an input nobody foresaw: still only this slot is lost
             self._bad(key, data, f"loading raised {type(error).__name__}: {str(error)[:200]}")
         return None
-
-    def _decode(
-        self,
-        data: bytes,
-        slot: str,
-        expected: Tuple[str, Optional[str]],
-        frame: Optional[SealedFrame] = None,
-    ) -> _Candidate:
-        """`frame`: the bytes' envelope.sealed_frame, already checked (the body is then all that is parsed)."""
-        schema, name = expected
-        if frame is not None:
-            seq, stored_schema, version = frame[0], frame[1], frame[2]
-            stored_body = sealed_body(data, frame)
-        else:
-            envelope = open_envelope(_text_of(data))
-            seq, stored_schema, version, stored_body = envelope.seq, envelope.schema, envelope.version, envelope.body
-        if stored_schema != schema:
-            raise RecordError(f"schema {stored_schema!r} does not match the key (expects {schema!r})")
-        if name is None:
-            return seq, slot, _manifest_body(version, stored_body), False
-        body, migrated = upgrade(schema, version, stored_body)
-        record: Any = from_body(SCHEMA_TYPES[schema], body)
-        if record.record_name != name:
-            raise RecordError(f"the record names itself {record.record_name!r}, the key says {name!r}")
-        problem = self._check(record)
-        if problem is not None:
-            raise RecordError(f"impossible {schema} record: {problem}")
-        return seq, slot, record, migrated
 
 
 def _text_of(data: bytes) -> str:
