@@ -381,15 +381,11 @@ def _text_of(data: bytes) -> str:
         raise EnvelopeError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
-def read_stored_bytes(port: ObjectStorePort, key: str) -> bytes:
-    """The stored bytes of `key`. LEAN's ObjectStore.ReadBytes when the port has it (`read_bytes`), so bytes
-    that are not UTF-8 are seen as such; else the text of `read` (LEAN's Read decodes UTF-8 with U+FFFD for
-    bad bytes, ObjectStore.Read / Encoding.UTF8.GetString) encoded back."""
-    return stored_bytes_reader(port)(key)
-
-
 def stored_bytes_reader(port: ObjectStorePort) -> Callable[[str], bytes]:
-    """`read_stored_bytes` for one port, its read method looked up once (a start-up reads every slot)."""
+    """The reader of a key's stored bytes, its read method looked up once (a start-up reads every slot). LEAN's
+    ObjectStore.ReadBytes when the port has it (`read_bytes`), so bytes that are not UTF-8 are seen as such;
+    else the text of `read` (LEAN's Read decodes UTF-8 with U+FFFD for bad bytes, ObjectStore.Read /
+    Encoding.UTF8.GetString) encoded back."""
     read_bytes = getattr(port, "read_bytes", None)
     if callable(read_bytes):
 
