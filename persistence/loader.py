@@ -181,18 +181,17 @@ def _sort_keys(
     schemas: Dict[str, str] = {}
     manifest_slots: Dict[str, str] = {}
     root = namespace.root + "/"  # Namespace.owns / relative, inlined: this runs once per stored key
-    records = root + RECORDS_FOLDER + "/"
+    # the usual record key, `records/<name>-<slot>.json` with a name that needs no escape, read in one match:
+    # exactly what parse_record_key returns for it (this runs for every slot at start-up). Linear: one greedy
+    # run of name characters, given back at most to the last "-" (no nested repeats).
+    plain_record = re.compile(
+        re.escape(root + RECORDS_FOLDER + "/") + r"([A-Za-z0-9_-]+)-[" + "".join(ALL_SLOTS) + "]" + re.escape(EXTENSION)
+    ).fullmatch
     for key in sorted(key for key in all_keys if key.startswith(root)):
-        # the usual record key, `records/<name>-<slot>.json` with a name that needs no escape, read directly:
-        # exactly what parse_record_key returns for it (this runs for every slot at start-up)
-        name = key[len(records) : -_SLOT_SUFFIX]
-        if not (
-            key.startswith(records)
-            and key.endswith(EXTENSION)
-            and key[-_SLOT_SUFFIX] == "-"
-            and key[_SLOT_AT] in ALL_SLOTS
-            and _plain_name(name) is not None
-        ):
+        match = plain_record(key)
+        if match is not None:
+            name = match[1]
+        else:
             relative = key[len(root) :]
             if is_quarantine_key(relative):
                 continue
@@ -217,10 +216,8 @@ def _sort_keys(
     return record_slots, manifest_slots, schemas
 
 
-_SLOT_SUFFIX = len("-a" + EXTENSION)  # a record key ends in "-<slot>.json"
-_SLOT_AT = 1 - _SLOT_SUFFIX  # where the slot letter is, from the end
+_SLOT_AT = -1 - len(EXTENSION)  # where the slot letter of a record key is, from the end ("-<slot>.json")
 _FOREIGN = "foreign key under our namespace (not written by this template; left in place)"
-_plain_name = re.compile(r"[A-Za-z0-9_-]++").fullmatch  # escape_segment leaves such a name as it is
 
 
 def _settle_archive_and_manifest(outcome: LoadOutcome, record_slots: Dict[str, Dict[str, str]]) -> None:
