@@ -76,6 +76,18 @@ _MANIFEST = "\x00manifest"  # internal name for the manifest's slot state (no re
 _FINDINGS_LISTED = 10  # names listed per kind in the one audit entry of a load
 
 
+def _promote_to_oldest_generation() -> None:
+    """Move every object the collector tracks into its oldest generation (gc.freeze then gc.unfreeze: two list
+    splices, no scan). The records just loaded live as long as the run or until replaced; left young, the
+    first allocation after the load would scan all of them (some 300,000 objects for 10,000 order groups and
+    10,000 positions, a tenth of the load's time) and the next middle-generation collection again, only to
+    promote them. Full collections still see them. Skipped when something else has frozen objects
+    (gc.get_freeze_count()), so a freeze made by the host process is never undone here."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+
+
 class StateStore:
     """Typed records in, crash-consistent keys out. See the module docstring for the invariants."""
 
@@ -140,6 +152,7 @@ class StateStore:
             self._log.error(f"STATE LOAD FAILED: {error!r}; starting with no saved state")
             outcome = LoadOutcome(LoadResult(), {}, {}, {}, {}, None, [], failed=True)
         finally:
+            _promote_to_oldest_generation()
             if collecting:
                 gc.enable()
         self._records = dict(outcome.records)
