@@ -75,6 +75,7 @@ _SEALED_TAIL = re.compile(
     rb'"seq":(0|[1-9][0-9]{0,15}+),"version":([1-9][0-9]{0,8}+)\}'
 )
 _BODY_START_BYTES = _BODY_START.encode()
+_BODY_AT = len(_BODY_START_BYTES)  # where the body starts in a sealed text
 _CHECKSUM_MARK_BYTES = _CHECKSUM_MARK.encode()
 
 
@@ -102,7 +103,7 @@ def sealed_tail(data: bytes) -> Optional[SealedFrame]:
     if not data.startswith(_BODY_START_BYTES):
         return None
     end = data.rfind(_CHECKSUM_MARK_BYTES)
-    match = _SEALED_TAIL.fullmatch(data, end) if end > len(_BODY_START_BYTES) else None
+    match = _SEALED_TAIL.fullmatch(data, end) if end > _BODY_AT else None
     if match is None:
         return None
     checksum, saved_at, schema, seq_text, version_text = match.groups()  # ASCII by the pattern
@@ -117,7 +118,7 @@ def sealed_checksum_matches(data: bytes, frame: SealedFrame) -> bool:
     exact bytes: the bytes are then the ones sealed (no torn write, no edit without a new checksum)."""
     seq, schema, version, end, checksum, _ = frame
     digest = hashlib.sha256(b"%s\n%d\n%d\n" % (schema.encode(), version, seq))  # checksum_of's header
-    digest.update(memoryview(data)[len(_BODY_START_BYTES) : end])  # and the body's bytes
+    digest.update(memoryview(data)[_BODY_AT:end])  # and the body's bytes
     return digest.hexdigest().encode() == checksum
 
 
@@ -132,7 +133,7 @@ def open_sealed(data: bytes, frame: SealedFrame) -> Envelope:
 def sealed_body(data: bytes, frame: SealedFrame) -> Dict[str, Any]:
     """The parsed body of `open_sealed(data, frame)` (what the loader uses: the other fields are in `frame`)."""
     try:
-        body_text = data[len(_BODY_START_BYTES) : frame[3]].decode("utf-8")
+        body_text = data[_BODY_AT : frame[3]].decode("utf-8")
     except UnicodeDecodeError as error:
         raise EnvelopeError(f"not UTF-8 text ({error.reason} at byte {error.start + 8})") from None
     problem = text_problem(body_text)

@@ -123,9 +123,8 @@ def _group_problem(group: OrderGroupRecord, limits: RecordLimits) -> Optional[st
         if problem is not None:
             return f"group {group.group_id}: {problem}"
     # duplicates: one set per kind (the common case, none, costs a set build; the error path finds which)
-    symbols = [leg.symbol for leg in legs]
-    if len(set(symbols)) != len(symbols):
-        return f"group {group.group_id}: two legs for {_duplicate(symbols)!r}"
+    if len({leg.symbol for leg in legs}) != len(legs):
+        return f"group {group.group_id}: two legs for {_duplicate(leg.symbol for leg in legs)!r}"
     order_ids = [order_id for leg in legs for order_id in leg.order_ids]
     if len(set(order_ids)) != len(order_ids):
         return f"group {group.group_id}: order id {_duplicate(order_ids)} appears twice"
