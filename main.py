@@ -602,7 +602,8 @@ class CrashSafeTemplate(QCAlgorithm):
             return
         with self._lock:  # live: scheduled events run on LEAN's real-time thread
             self._engine.scheduled_save()
-            self._sample_charts(daily=False)
+            if self.securities[self.underlying_symbol].exchange.exchange_open:  # it fires 24/7: charts in session
+                self._sample_charts(daily=False)
 
     def _final_save(self) -> None:
         if self.is_warming_up or self._engine is None:

@@ -4,11 +4,15 @@ them (tests/harness/lean_stub/charting.py), within LEAN's chart limits."""
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import date
 
 import pytest
 
 from tests import demo
 from tests.harness.lean_stub.charting import MAXIMUM_CHART_SERIES, MAXIMUM_DATA_POINTS_PER_CHART_SERIES
+from tests.harness.loader import load_main
+from tests.harness.simulation import Deployment
 
 EXPECTED = {
     "Strategy states": {"lt112", "zero_dte", "put_credit_spread"},
@@ -60,3 +64,27 @@ def test_runtime_statistics_show_states_drawdown_positions_recoveries_and_store(
     assert set(stats) == {"Strategies", "Drawdown", "Breaker", "Open positions", "Recovery steps", "ObjectStore"}
     assert "lt112" in stats["Strategies"] and "zero_dte" in stats["Strategies"]
     assert stats["ObjectStore"].endswith("KB") and int(stats["ObjectStore"].split()[0]) > 0
+
+
+def test_scheduled_saves_sample_the_charts_only_while_the_exchange_is_open() -> None:
+    """The 5-minute save is scheduled with DateRules.EveryDay + TimeRules.Every, which fire around the clock,
+    weekends included: nights and weekends change no chart, so they do not pay for a sample (three in four of
+    the year's 105,000 saves). The daily sample at the final save and the forced ones still come."""
+    module = sys.modules[load_main().__module__]
+    dashboard = module.LeanDashboard  # type: ignore[attr-defined]
+    original = dashboard.sample
+    samples: list[tuple[bool, bool, bool]] = []  # (exchange open, daily, force)
+
+    def sample(self: object, daily: bool, force: bool = False) -> None:
+        algorithm = self._algorithm  # type: ignore[attr-defined]
+        samples.append((bool(algorithm.securities[algorithm.underlying_symbol].exchange.exchange_open), daily, force))
+        original(self, daily, force)
+
+    dashboard.sample = sample
+    try:
+        Deployment(seed=5, start=date(2024, 1, 2), end=date(2024, 1, 8), step_minutes=5).run()
+    finally:
+        dashboard.sample = original
+    routine = [open_ for open_, daily, force in samples if not daily and not force]
+    assert routine and all(routine), "every routine sample in session, none at night or on the weekend"
+    assert any(daily for _, daily, _ in samples), "the daily sample at the final save still comes"
