@@ -766,7 +766,10 @@ def report_cpu_share(quick: bool) -> str:
     writes = statistics.median(r.disk_writes for r in timed_runs)
     write_cost = statistics.median(r.disk_cpu / max(1, r.disk_writes) for r in timed_runs)
     write_share = statistics.median(r.disk_cpu / r.cpu for r in timed_runs)
-    ok = persisting <= CPU_SHARE
+    # the goal is a simulated year's: the quick run prints its 2 weeks (which carry the start and the first
+    # entries) without a verdict, as section 3 does with its one quarter
+    ok = quick or persisting <= CPU_SHARE
+    verdict = "(quick: 2 weeks, not judged; the full run judges a year)" if quick else _verdict(ok)
     print(
         f"\n5. CPU of {cpu_weeks} simulated weeks of 1-minute bars: whole runs side by side in fresh processes "
         f"(medians of {len(pairs)} pairs): with the StateStore {a:.2f} s, with an in-memory store that persists "
@@ -778,7 +781,7 @@ def report_cpu_share(quick: bool) -> str:
     )
     print(
         f"   timed runs (medians of {repeats}): inside the StateStore's calls {inside:.1%} of the run; with the files "
-        f"the timer wrote outside them {persisting:.1%}   <= {CPU_SHARE:.0%} {_verdict(ok)}"
+        f"the timer wrote outside them {persisting:.1%}   <= {CPU_SHARE:.0%} {verdict}"
     )
     return "" if ok else f"persistence is {persisting:.1%} of CPU"
 
