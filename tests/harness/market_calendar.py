@@ -91,9 +91,17 @@ def slice_times(start: date, end: date, step_minutes: int) -> List[datetime]:
     return times
 
 
-def _previous_trading_day(day: date) -> date:
+def trading_day_at_or_before(day: date) -> date:
     while not is_trading_day(day):
         day -= timedelta(days=1)
+    return day
+
+
+def next_trading_day(day: date) -> date:
+    """The first trading day strictly after `day` (SecurityExchangeHours.GetNextTradingDay)."""
+    day += timedelta(days=1)
+    while not is_trading_day(day):
+        day += timedelta(days=1)
     return day
 
 
@@ -112,10 +120,10 @@ def option_expiries(today: date, max_days: int = 200) -> List[date]:
     for offset in range(0, 61):
         day = today + timedelta(days=offset)
         if day.weekday() == 4:
-            found.add(_previous_trading_day(day))
+            found.add(trading_day_at_or_before(day))
     year, month = today.year, today.month
     while True:
-        expiry = _previous_trading_day(_third_friday(year, month))
+        expiry = trading_day_at_or_before(_third_friday(year, month))
         if (expiry - today).days > max_days:
             break
         if expiry >= today:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iter
 from core.records import Right
 from tests.harness.lean_stub.enums import OptionRight, OptionStyle
 from tests.harness.lean_stub.symbols import Symbol
-from tests.harness.market_calendar import is_trading_day, option_expiries
+from tests.harness.market_calendar import is_trading_day, next_trading_day, option_expiries, trading_day_at_or_before
 
 if TYPE_CHECKING:
     from tests.harness.market import SyntheticMarket
@@ -105,14 +105,6 @@ def contract_symbol(canonical: Symbol, expiry: date, strike: float, right: Right
         )
         _SYMBOLS[key] = symbol
     return symbol
-
-
-def next_trading_day(day: date) -> date:
-    """SecurityExchangeHours.GetNextTradingDay: the first open date strictly after `day`."""
-    day += timedelta(days=1)
-    while not is_trading_day(day):
-        day += timedelta(days=1)
-    return day
 
 
 class OptionFilterUniverse:
@@ -240,13 +232,6 @@ def _selection_price(market: SyntheticMarket, index: int, underlying: str) -> fl
     return market.level(first - 1 if first > 0 else first, underlying)
 
 
-def _previous_trading_day(day: date) -> date:
-    day -= timedelta(days=1)
-    while not is_trading_day(day):
-        day -= timedelta(days=1)
-    return day
-
-
 def listed_universe(market: SyntheticMarket, index: int, canonical: Symbol, style: OptionStyle) -> OptionFilterUniverse:
     """The universe data of the step's trading day: every contract listed that day (the harness's strikes
     around the selection price, its expiries), the underlying at that price, selected at the midnight that
@@ -261,5 +246,7 @@ def listed_universe(market: SyntheticMarket, index: int, canonical: Symbol, styl
         for strike in strikes
         for right in (Right.PUT, Right.CALL)
     ]
-    local_time = datetime.combine(_previous_trading_day(day) + timedelta(days=1), datetime.min.time())
+    local_time = datetime.combine(
+        trading_day_at_or_before(day - timedelta(days=1)) + timedelta(days=1), datetime.min.time()
+    )
     return OptionFilterUniverse(data, UnderlyingData(canonical.underlying, price), local_time)

@@ -17,9 +17,9 @@ from typing import Dict, Iterator, List, Optional, Protocol, Tuple
 from core.params import Params
 from tests.harness.lean_stub.enums import OptionRight, SecurityType
 from tests.harness.lean_stub.market_data import OptionFilter
-from tests.harness.lean_stub.option_universe import FilterFunction, next_trading_day
+from tests.harness.lean_stub.option_universe import FilterFunction
 from tests.harness.lean_stub.symbols import Symbol
-from tests.harness.market_calendar import is_trading_day, next_market_close
+from tests.harness.market_calendar import is_trading_day, next_market_close, next_trading_day
 
 
 def multiplier_of(symbol: Symbol) -> int:
