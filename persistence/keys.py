@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 LEAN_KEY_PATTERN = re.compile(r"^\.?[a-zA-Z0-9\\/_#\-\$= ]+\.?[a-zA-Z0-9]*$")
 MAX_SEPARATORS = 100  # LEAN also refuses more than 100 '/' or '\'
@@ -38,6 +38,7 @@ QUARANTINE_FOLDER = "quarantine"
 MANIFEST_NAME = "manifest"
 
 _SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_SAFE_NAME = "[A-Za-z0-9_-]"  # one of _SAFE_CHARS, as a regular expression
 _PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 _ESCAPE = re.compile(r"=([0-9A-F]{2})")
 
@@ -165,6 +166,15 @@ class Namespace:
 
     def owns(self, key: str) -> bool:
         return key.startswith(self.root + "/")
+
+    def plain_record_key(self) -> Callable[[str], Optional[re.Match[str]]]:
+        """A fullmatch for the usual record key of this namespace, `<root>/records/<name>-<slot>.json` with a
+        name that needs no escape: group 1 is the name, exactly what parse_record_key gives for it (the loader
+        reads every slot's key with it at start-up; anything else takes parse_record_key). Linear: one greedy
+        run of name characters, given back at most to the last "-" (no nested repeats)."""
+        folder = re.escape(f"{self.root}/{RECORDS_FOLDER}/")
+        slots = "".join(ALL_SLOTS)
+        return re.compile(f"{folder}({_SAFE_NAME}+)-[{slots}]{re.escape(EXTENSION)}").fullmatch
 
 
 def parse_record_key(relative: str) -> Optional[Tuple[str, str]]:

@@ -28,7 +28,6 @@ is ever used: a slot is state only after its checksum matched and its body passe
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
@@ -54,9 +53,7 @@ from persistence.envelope import (
     sealed_tail,
 )
 from persistence.keys import (
-    ALL_SLOTS,
     EXTENSION,
-    RECORDS_FOLDER,
     Namespace,
     is_quarantine_key,
     parse_manifest_key,
@@ -181,12 +178,7 @@ def _sort_keys(
     schemas: Dict[str, str] = {}
     manifest_slots: Dict[str, str] = {}
     root = namespace.root + "/"  # Namespace.owns / relative, inlined: this runs once per stored key
-    # the usual record key, `records/<name>-<slot>.json` with a name that needs no escape, read in one match:
-    # exactly what parse_record_key returns for it (this runs for every slot at start-up). Linear: one greedy
-    # run of name characters, given back at most to the last "-" (no nested repeats).
-    plain_record = re.compile(
-        re.escape(root + RECORDS_FOLDER + "/") + r"([A-Za-z0-9_-]+)-[" + "".join(ALL_SLOTS) + "]" + re.escape(EXTENSION)
-    ).fullmatch
+    plain_record = namespace.plain_record_key()  # the usual key in one match; anything else: parse_record_key
     for key in sorted(key for key in all_keys if key.startswith(root)):
         match = plain_record(key)
         if match is not None:

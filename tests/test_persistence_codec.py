@@ -258,6 +258,27 @@ def test_namespaces_separate_live_backtests_and_runs() -> None:
 
 
 @SETTINGS
+@given(
+    relative=st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda name, slot, tail: f"records/{name}-{slot}{tail}",
+            st.text("ab-_=/.Z9", max_size=12),
+            st.sampled_from(["a", "b", "c", "d", "e", "-", ""]),
+            st.sampled_from([".json", ".json ", "", ".jso", "/x.json"]),
+        ),
+    )
+)
+def test_the_plain_record_key_match_agrees_with_parse_record_key(relative: str) -> None:
+    """Namespace.plain_record_key (the loader's one-match read of the usual key) names exactly the record that
+    parse_record_key names, and matches no key it refuses; a key it does not match is left to parse_record_key."""
+    namespace = Namespace.for_run(7, True, "x", "")
+    match = namespace.plain_record_key()(f"{namespace.root}/{relative}")
+    if match is not None:
+        assert parse_record_key(relative) == (match[1], relative[-len(".json") - 1])
+
+
+@SETTINGS
 @given(name=st.text(max_size=40), run=st.text(min_size=1, max_size=20), project=st.integers())
 def test_every_built_key_obeys_leans_regex_and_parses_back(name: str, run: str, project: int) -> None:
     namespace = Namespace.for_run(project, False, run, "")
