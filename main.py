@@ -30,6 +30,7 @@ from core.contracts import combo_ratio, contract_key
 from engine.dashboard import ChartPort, Dashboard, SeriesSpec, Thresholds, facts_of
 from engine.engine import TradingEngine
 from engine.limits import record_limits
+from engine.safe_call import StrategyCalls
 from core.params import Params
 from core.selection import REFERENCE_PRICE
 from strategies import build_strategies
@@ -418,6 +419,7 @@ class CrashSafeTemplate(QCAlgorithm):
         self._add_securities()
 
         self._log = LeanLog(self)
+        self._calls = StrategyCalls(self._log)
         self._params = Params.from_parameters(self._parameter_or_none)
         self._strategies = build_strategies(self._parameter_or_none, self._params)
         self._option.set_filter(self._option_universe)
@@ -624,14 +626,14 @@ class CrashSafeTemplate(QCAlgorithm):
             self.session_open = float(data.bars[self.underlying_symbol].open)
 
     def _option_universe(self, universe: OptionFilterUniverse) -> OptionFilterUniverse:
-        """Option.SetFilter(PyObject), run daily: the union of what each strategy's rules may choose at the
-        universe's price (Strategy.option_reach, UniverseReach): LEAN's Strikes and Expiration (days from the next
-        trading day: AdjustExpirationReferenceDate), then Contracts keeps what lies inside a strategy's reach."""
+        """Option.SetFilter(PyObject), run daily: the union of what the strategies may choose at the universe's
+        price (universe_reach): LEAN's Strikes and Expiration (days from the next trading day:
+        AdjustExpirationReferenceDate), then Contracts keeps what lies inside a strategy's reach."""
         hours, day, data = self._option.exchange.hours, universe.local_time, universe.underlying
         day = day if hours.is_date_open(day) else hours.get_next_trading_day(day)
         price = universe_price(None if data is None else data.price)
         spot = price or REFERENCE_PRICE.get(self.underlying_ticker, 1000.0)  # no price: strikes are not judged
-        reach = universe_reach(self._strategies, spot, self.underlying_ticker, self._log)
+        reach = universe_reach(self._strategies, spot, self.underlying_ticker, self._calls.call)
         keep = reach.keeper(day.date(), price)
         universe.strikes(-reach.strikes_below, reach.strikes_above).expiration(reach.min_days, reach.max_days)
         universe.contracts(lambda d: [c for c in d if keep(_right(c.id.option_right), c.id.date, c.id.strike_price)])

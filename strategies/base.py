@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any, Callable, ClassVar, FrozenSet, Generic, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from core.contracts import OPTION_MULTIPLIER, REGULAR_CLOSE
 from core.params import ParameterGetter, Params, fraction, read_config, require
-from core.ports import LegSpec, LogPort, MarketView, OptionQuote
+from core.ports import LegSpec, MarketView, OptionQuote
 from core.records import PositionRecord, Right, StrategyStateRecord
 from core.selection import STRIKE_STEP, listed_strikes
 
@@ -130,19 +131,24 @@ def universe_price(value: Any) -> Optional[float]:
     return price if math.isfinite(price) and price > 0 else None
 
 
-def universe_reach(strategies: Iterable[Strategy[Any]], spot: float, underlying: str, log: LogPort) -> UniverseReach:
+# a guarded hook call: (strategy id, hook name, the call, the default when it raises) -> its result; main.py passes
+# the engine's one wrapper around strategy callbacks (engine/safe_call.py StrategyCalls.call)
+GuardedCall = Callable[[str, str, Callable[[], Optional[OptionReach]], None], Optional[OptionReach]]
+
+
+def universe_reach(
+    strategies: Iterable[Strategy[Any]], spot: float, underlying: str, guarded: GuardedCall
+) -> UniverseReach:
     """UniverseReach of the enabled strategies at `spot`. LEAN runs the option filter function inside its
-    universe selection, where an exception stops the algorithm: a strategy whose option_reach raises is logged
-    and left out of the union, so it can choose no contract that day and cannot enter; the others go on."""
-    reaches = []
-    for strategy in strategies:
-        if not strategy.enabled:
-            continue
-        try:
-            reaches.append(strategy.option_reach(spot))
-        except Exception as error:
-            log.error(f"{strategy.strategy_id}: option_reach failed ({error!r}); none of its contracts subscribed")
-    return UniverseReach.of(reaches, underlying)
+    universe selection, where an exception stops the algorithm: each option_reach goes through `guarded`, and a
+    strategy whose reach raises (logged there) is left out of the union, so it can choose no contract that day
+    and cannot enter; the others go on."""
+    reaches = [
+        guarded(strategy.strategy_id, "option_reach", partial(strategy.option_reach, spot), None)
+        for strategy in strategies
+        if strategy.enabled
+    ]
+    return UniverseReach.of([reach for reach in reaches if reach is not None], underlying)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from core.params import Params
 from core.ports import ListLog
 from core.records import Right
 from core.selection import STRIKE_STEP, strike_for_delta
+from engine.safe_call import StrategyCalls
 from strategies.base import BOTH_RIGHTS, OptionReach, UniverseReach, universe_price, universe_reach
 from strategies.lt112 import LT112, LT112Config
 from strategies.put_credit_spread import PutCreditSpread, PutCreditSpreadConfig
@@ -169,7 +170,8 @@ def test_a_strategy_whose_reach_raises_is_logged_and_left_out_of_the_union() -> 
     failing strategy subscribes nothing (so it cannot enter) and the others keep their contracts."""
     market = Params(underlying="SPX")
     log = ListLog()
-    reach = universe_reach((LT112(LT112Config(), market), _BrokenReach(ZeroDteConfig(), market)), SPX, "SPX", log)
+    strategies = (LT112(LT112Config(), market), _BrokenReach(ZeroDteConfig(), market))
+    reach = universe_reach(strategies, SPX, "SPX", StrategyCalls(log).call)
     assert len(log.errors) == 1 and "option_reach failed" in log.errors[0] and "ZeroDivisionError" in log.errors[0]
     assert not _keeps(reach, Right.CALL, 0, SPX), "the broken 0DTE's contracts are not subscribed"
     assert _keeps(reach, Right.PUT, 120, SPX - 200), "LT112's still are"
